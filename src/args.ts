@@ -1,0 +1,136 @@
+/**
+ * Parsing of podserve's command line, shaped like `podman [global flags] system service [--time N] [URI]` so it can
+ * replace podman in a unit file:
+ *
+ *   podserve [--root DIR] [--runroot DIR] [--log-level LEVEL] [--runtime PATH] [--conmon PATH]
+ *            service [--time SECONDS] [--group NAME] [--tls-cert F --tls-key F --tls-ca F] [URI]
+ */
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { DEFAULTS, LOG_LEVELS, type DaemonConfig, type LogLevel } from './config.js';
+
+export class UsageError extends Error {}
+
+export const USAGE = `Usage: podserve [global flags] service [--time SECONDS] [URI]
+
+Serve the Podman libpod REST API and the Docker-compatible API.
+
+Global flags (before the subcommand):
+  --root DIR          persistent state (default ${DEFAULTS.root})
+  --runroot DIR       volatile state (default ${DEFAULTS.runRoot})
+  --log-level LEVEL   ${LOG_LEVELS.join('|')} (default ${DEFAULTS.logLevel})
+  --runtime PATH      OCI runtime (default: runc found on PATH)
+  --conmon PATH       conmon binary (default: conmon found on PATH)
+
+service flags:
+  -t, --time SECONDS  exit after SECONDS idle; 0 = never (default ${DEFAULTS.idleTimeoutSec})
+  --group NAME        group allowed on the unix socket (mode 0660)
+  --tls-cert, --tls-key, --tls-ca FILE
+                      serve tcp:// with TLS, accepting only clients whose
+                      certificate the CA signed
+  URI                 unix:///path (default ${DEFAULTS.uri}) or tcp://host:port
+`;
+
+/** Splits `--flag=value` and `--flag value`; flags in `booleans` take no value. */
+function takeFlags(
+  args: string[],
+  known: Set<string>,
+  booleans: Set<string>,
+  stopAtPositional: boolean,
+): { flags: Map<string, string>; rest: string[] } {
+  const flags = new Map<string, string>();
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('-') || arg === '-') {
+      if (stopAtPositional) return { flags, rest: args.slice(i) };
+      rest.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    if (!known.has(name)) throw new UsageError(`unknown flag: ${name}`);
+    if (booleans.has(name)) {
+      flags.set(name, eq > 0 ? arg.slice(eq + 1) : 'true');
+      continue;
+    }
+    let value: string | undefined = eq > 0 ? arg.slice(eq + 1) : args[++i];
+    if (value === undefined) throw new UsageError(`flag needs an argument: ${name}`);
+    flags.set(name, value);
+  }
+  return { flags, rest };
+}
+
+/** First executable named `name` on PATH, else the first existing fallback. */
+export function findBinary(name: string, fallbacks: string[] = []): string {
+  const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter);
+  for (const candidate of [...dirs.map((d) => join(d, name)), ...fallbacks]) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      /* keep looking */
+    }
+  }
+  return name;
+}
+
+export type Command =
+  | { kind: 'service'; config: DaemonConfig }
+  | { kind: 'help' }
+  | { kind: 'version' };
+
+export function parseCommandLine(argv: string[]): Command {
+  const globals = takeFlags(
+    argv,
+    new Set(['--root', '--runroot', '--log-level', '--runtime', '--conmon', '--help', '-h', '--version', '-v']),
+    new Set(['--help', '-h', '--version', '-v']),
+    true,
+  );
+  if (globals.flags.has('--help') || globals.flags.has('-h')) return { kind: 'help' };
+  if (globals.flags.has('--version') || globals.flags.has('-v')) return { kind: 'version' };
+  let rest = globals.rest;
+  if (rest[0] === 'system') rest = rest.slice(1);
+  if (rest[0] !== 'service') {
+    if (rest.length === 0) return { kind: 'help' };
+    throw new UsageError(`unknown command: ${rest.join(' ')}`);
+  }
+  const service = takeFlags(
+    rest.slice(1),
+    new Set(['--time', '-t', '--group', '--tls-cert', '--tls-key', '--tls-ca']),
+    new Set(),
+    false,
+  );
+  if (service.rest.length > 1) throw new UsageError(`too many arguments: ${service.rest.join(' ')}`);
+
+  const timeText = service.flags.get('--time') ?? service.flags.get('-t');
+  const idleTimeoutSec = timeText === undefined ? DEFAULTS.idleTimeoutSec : Number(timeText);
+  if (!Number.isInteger(idleTimeoutSec) || idleTimeoutSec < 0) {
+    throw new UsageError(`--time must be a whole number of seconds ≥ 0, got "${timeText}"`);
+  }
+  const logLevel = (globals.flags.get('--log-level') ?? DEFAULTS.logLevel) as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const uri = service.rest[0] ?? DEFAULTS.uri;
+  if (!/^(unix:\/\/\/.+|tcp:\/\/[^/]+:\d+)$/.test(uri)) {
+    throw new UsageError(`unsupported URI "${uri}": use unix:///path or tcp://host:port`);
+  }
+  const tlsParts = ['--tls-cert', '--tls-key', '--tls-ca'].map((f) => service.flags.get(f));
+  if (tlsParts.some((p) => p !== undefined) && tlsParts.some((p) => p === undefined)) {
+    throw new UsageError('--tls-cert, --tls-key and --tls-ca go together');
+  }
+  const config: DaemonConfig = {
+    root: globals.flags.get('--root') ?? DEFAULTS.root,
+    runRoot: globals.flags.get('--runroot') ?? DEFAULTS.runRoot,
+    logLevel,
+    runtimePath: globals.flags.get('--runtime') ?? findBinary('runc', ['/usr/sbin/runc']),
+    conmonPath: globals.flags.get('--conmon') ?? findBinary('conmon', ['/usr/libexec/podman/conmon', '/usr/bin/conmon']),
+    uri,
+    idleTimeoutSec,
+    socketGroup: service.flags.get('--group'),
+    tls: tlsParts[0] ? { cert: tlsParts[0], key: tlsParts[1]!, ca: tlsParts[2]! } : undefined,
+  };
+  return { kind: 'service', config };
+}
+

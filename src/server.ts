@@ -1,0 +1,134 @@
+/**
+ * The Fastify application: version prefixes, Podman's headers and error bodies, request ids and logging,
+ * idle tracking, and every route plugin. It does not listen (see service.ts), so tests can inject.
+ */
+import { randomBytes } from 'node:crypto';
+import Fastify, {
+  LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { PodserveError } from './errors.js';
+import { stripVersionPrefix, type VersionedRequest } from './http/version-prefix.js';
+import type { IdleTracker } from './http/idle.js';
+import { COMPAT_API_VERSION, LIBPOD_API_VERSION } from './version.js';
+import type { Engine } from './engine/engine.js';
+import { registerRoutes } from '../routes/index.js';
+
+export interface AppOptions {
+  engine: Engine;
+  logger: Logger;
+  idle?: IdleTracker;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    engine: Engine;
+  }
+  interface FastifyRequest {
+    /** API version from the `/v{version}/` prefix, when there was one. */
+    apiVersion?: string;
+  }
+}
+
+/** Podman's error body. */
+export interface ErrorBody {
+  cause: string;
+  message: string;
+  response: number;
+}
+
+export function errorBody(status: number, message: string, cause?: string): ErrorBody {
+  return { cause: cause ?? message, message, response: status };
+}
+
+/** Sends an error as Podman does: `{"cause","message","response"}` with the given status. */
+export function sendError(reply: FastifyReply, status: number, message: string, cause?: string): FastifyReply {
+  return reply.code(status).type('application/json').send(errorBody(status, message, cause));
+}
+
+function newReferenceId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
+    // HEAD routes are declared where Podman has them (/_ping); other HEADs are 405s as in Podman.
+    exposeHeadRoutes: false,
+    genReqId: (req) => {
+      const given = req.headers['x-reference-id'];
+      return typeof given === 'string' && given.length > 0 && given.length <= 128 ? given : newReferenceId();
+    },
+    rewriteUrl: (req) => stripVersionPrefix(req as VersionedRequest),
+    // Image archives and checkpoint tars arrive as request bodies; they are streamed, never buffered.
+    bodyLimit: 16 * 1024 * 1024,
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 },
+    ajv: { customOptions: { coerceTypes: 'array', useDefaults: true, removeAdditional: false, allErrors: false } },
+    forceCloseConnections: 'idle',
+    return503OnClosing: false,
+  });
+  app.decorate('engine', opts.engine);
+
+  // Remember every route's method and path shape, so an existing path asked with the wrong method gets a 405.
+  const routeShapes: { method: string; pattern: RegExp }[] = [];
+  app.addHook('onRoute', (route) => {
+    const pattern = new RegExp(
+      '^' + route.url.replace(/[.+^$()|[\]\\]/g, '\\$&').replace(/\*$/, '.*').replace(/:[A-Za-z_]+/g, '[^/]+') + '/?$',
+    );
+    for (const method of [route.method].flat()) routeShapes.push({ method, pattern });
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    const raw = request.raw as VersionedRequest;
+    request.apiVersion = raw.apiVersion;
+    reply.header('Api-Version', COMPAT_API_VERSION);
+    reply.header('Libpod-Api-Version', LIBPOD_API_VERSION);
+    reply.header('Server', `Libpod/${LIBPOD_API_VERSION} (linux)`);
+    reply.header('X-Reference-Id', request.id);
+    if (opts.idle) {
+      const end = opts.idle.begin();
+      reply.raw.once('close', end);
+    }
+    if (raw.badApiVersion !== undefined) {
+      throw new PodserveError(400, `invalid API version "${raw.badApiVersion}": expected /v{major}.{minor}[.{patch}]/`);
+    }
+    request.log.debug({ method: request.method, url: request.url }, 'request');
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug(
+      { method: request.method, url: request.url, status: reply.statusCode, ms: Number(reply.elapsedTime.toFixed(2)) },
+      'request done',
+    );
+  });
+
+  app.setErrorHandler((err: FastifyError | PodserveError, request: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof PodserveError) {
+      if (err.status >= 500) request.log.error({ err }, 'request failed');
+      else request.log.debug({ err: err.message, status: err.status }, 'request refused');
+      return sendError(reply, err.status, err.message, err.causeText);
+    }
+    const fe = err as FastifyError;
+    if (fe.validation) {
+      const where = fe.validationContext ?? 'request';
+      return sendError(reply, 400, `invalid ${where}: ${fe.message}`);
+    }
+    if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+      return sendError(reply, fe.statusCode, fe.message);
+    }
+    // Internal errors: the stack goes to the log, never to the wire.
+    request.log.error({ err }, 'internal error');
+    return sendError(reply, 500, fe.message || 'internal error');
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    if (routeShapes.some((r) => r.method !== request.method && r.pattern.test(path))) {
+      return sendError(reply, 405, `method ${request.method} not allowed for ${path}`, 'Method Not Allowed');
+    }
+    return sendError(reply, 404, `no route for ${request.method} ${path}`, 'Not Found');
+  });
+
+  await app.register(registerRoutes);
+  return app;
+}
