@@ -9,7 +9,9 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { DEFAULTS, LOG_LEVELS, type DaemonConfig, type LogLevel } from './config.js';
 
-export class UsageError extends Error {}
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
 
 export const USAGE = `Usage: podserve [global flags] service [--time SECONDS] [URI]
 

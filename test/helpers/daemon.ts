@@ -1,0 +1,165 @@
+/**
+ * Starts a real podserve daemon on a temporary socket with temporary --root/--runroot, waits for _ping, and
+ * tears it down (SIGTERM, then SIGKILL) when the test ends.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+
+export interface Response {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  text: string;
+  json<T = any>(): T; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** One HTTP request over a unix socket, body read whole (for small JSON replies). */
+export function request(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const payload =
+      body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    const req = httpRequest(
+      {
+        socketPath,
+        method,
+        path,
+        headers: {
+          ...(payload ? { 'Content-Type': 'application/json', 'Content-Length': String(payload.length) } : {}),
+          ...headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const buf = Buffer.concat(chunks);
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: buf,
+            text: buf.toString('utf8'),
+            json: () => JSON.parse(buf.toString('utf8')),
+          });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+export interface Daemon {
+  dir: string;
+  socket: string;
+  root: string;
+  runRoot: string;
+  proc: ChildProcess;
+  stderr: () => string;
+  request: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<Response>;
+  /** Resolves with the exit code (or signal name) when the process ends. */
+  exited: Promise<number | string>;
+  stop: () => Promise<void>;
+}
+
+export interface DaemonOptions {
+  time?: number;
+  logLevel?: string;
+  extraGlobalArgs?: string[];
+  extraServiceArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Reuse state dirs (restart tests). */
+  dir?: string;
+}
+
+export async function waitForPing(socketPath: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await request(socketPath, 'GET', '/_ping');
+      if (res.status === 200) return;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) throw new Error(`podserve did not answer _ping on ${socketPath} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function startDaemon(t: { teardown: (fn: () => unknown) => void }, opts: DaemonOptions = {}): Promise<Daemon> {
+  const dir = opts.dir ?? mkdtempSync('/tmp/psd-');
+  const socket = join(dir, 'p.sock');
+  const root = join(dir, 'root');
+  const runRoot = join(dir, 'run');
+  const proc = spawn(
+    process.execPath,
+    [
+      CLI,
+      '--root',
+      root,
+      '--runroot',
+      runRoot,
+      '--log-level',
+      opts.logLevel ?? 'info',
+      ...(opts.extraGlobalArgs ?? []),
+      'service',
+      '--time',
+      String(opts.time ?? 0),
+      ...(opts.extraServiceArgs ?? []),
+      `unix://${socket}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } },
+  );
+  let stderr = '';
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (s: string) => {
+    stderr += s;
+    if (stderr.length > 1_000_000) stderr = stderr.slice(-500_000);
+  });
+  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  t.teardown(async () => {
+    await stop();
+    if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+  });
+  try {
+    await Promise.race([
+      waitForPing(socket),
+      exited.then((code) => {
+        throw new Error(`podserve exited (${code}) before serving: ${stderr}`);
+      }),
+    ]);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    dir,
+    socket,
+    root,
+    runRoot,
+    proc,
+    stderr: () => stderr,
+    request: (method, path, body, headers) => request(socket, method, path, body, headers),
+    exited,
+    stop,
+  };
+}
