@@ -73,5 +73,9 @@ export const noSuchImage = (nameOrId: string): NotFoundError =>
 export const noSuchExec = (id: string): NotFoundError =>
   new NotFoundError(Sentinel.noSuchExec, `no exec session with ID ${id} found: ${Sentinel.noSuchExec}`);
 
-export const stateImproper = (message: string): ConflictError =>
-  new ConflictError(Sentinel.stateImproper, `${message}: ${Sentinel.stateImproper}`);
+/**
+ * An illegal state change. Podman 4.3.1's libpod handlers answer these with 500; the Docker-compatible routes
+ * turn them into 409 (see routes/compat).
+ */
+export const stateImproper = (message: string): PodserveError =>
+  new PodserveError(500, Sentinel.stateImproper, `${message}: ${Sentinel.stateImproper}`);

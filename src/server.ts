@@ -12,6 +12,7 @@ import type { IdleTracker } from './http/idle.js';
 import { COMPAT_API_VERSION, LIBPOD_API_VERSION } from './version.js';
 import type { Engine } from './engine/engine.js';
 import { registerRoutes } from '../routes/index.js';
+import { normalizeQuery, type QuerySchemaLike } from '../schemas/query.js';
 
 export interface AppOptions {
   engine: Engine;
@@ -93,6 +94,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       throw new PodserveError(400, `invalid API version "${raw.badApiVersion}": expected /v{major}.{minor}[.{patch}]/`);
     }
     request.log.debug({ method: request.method, url: request.url }, 'request');
+  });
+
+  // Go-style query strings (case-insensitive keys, strconv.ParseBool booleans, repeated keys, JSON filters),
+  // converted once here before ajv validates them against the route's schema.
+  app.addHook('preValidation', async (request) => {
+    const schema = request.routeOptions.schema?.querystring as QuerySchemaLike | undefined;
+    if (schema) request.query = normalizeQuery(request.query as Record<string, unknown>, schema);
   });
 
   app.addHook('onResponse', async (request, reply) => {
