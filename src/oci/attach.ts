@@ -1,0 +1,218 @@
+/**
+ * Client side of conmon's attach socket (SOCK_SEQPACKET, `<bundle>/attach`).
+ *
+ * Node's `net` cannot open SEQPACKET sockets, so this uses node-unix-socket. Two limits of that library
+ * shape the design:
+ *  - it reads every queued packet whenever the socket is readable and has no way to stop, so output cannot
+ *    be held back in the kernel; packets are queued here until the consumer takes them, up to a byte cap;
+ *  - it sends each write() as one message, so stdin is cut into messages conmon reads whole (≤ 32767 bytes;
+ *    a longer SEQPACKET message would be truncated by conmon's recvfrom).
+ * (Wrapping the fd in a libuv stream instead would give pausing, but libuv treats POLLHUP after a short
+ * read as EOF, which drops the packets still queued when conmon closes the socket at container exit.)
+ */
+import { openSync, closeSync, constants as fsConstants } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import unixSocket from 'node-unix-socket';
+import type { Logger } from 'pino';
+import { InternalError } from '../errors.js';
+import type { AttachConnection, AttachPacket } from './types.js';
+
+type SeqpacketSocket = InstanceType<typeof unixSocket.SeqpacketSocket>;
+
+/** conmon reads client messages into a 32768-byte buffer minus one (conn_sock.c `CONN_SOCK_BUF_SIZE - 1`). */
+export const MAX_STDIN_MESSAGE = 32767;
+/** conmon sends at most 1 + 8192 bytes per packet; the receive buffer is generously larger so nothing is truncated. */
+const RECEIVE_BUFFER_SIZE = 64 * 1024;
+/** Default cap on output queued for a consumer that does not keep up. */
+export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
+/** Object-mode high-water mark of `packets` (packets, not bytes). */
+const PACKET_HIGH_WATER_MARK = 64;
+
+export interface AttachOptions {
+  /** Destroy `packets` with an error once this many output bytes wait for the consumer. */
+  maxQueuedBytes?: number;
+  logger?: Logger;
+}
+
+/**
+ * Connect to a SEQPACKET socket at any path length. The parent directory is opened and the socket is
+ * addressed as /proc/self/fd/<dirfd>/<name>, which always fits in sun_path (108 bytes).
+ */
+export async function connectAttachSocket(socketPath: string, opts: AttachOptions = {}): Promise<AttachConnection> {
+  const dirFd = openSync(dirname(socketPath), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+  const shortPath = `/proc/self/fd/${dirFd}/${basename(socketPath)}`;
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const socket = new unixSocket.SeqpacketSocket();
+      socket.setInternalReadBufferSize(RECEIVE_BUFFER_SIZE);
+      // Listeners go on before connecting so that no packet can arrive unobserved.
+      const conn = new SeqpacketAttachConnection(socket, opts);
+      try {
+        await connectOnce(socket, shortPath);
+        return conn;
+      } catch (err) {
+        conn.close();
+        // A listening AF_UNIX socket with a full backlog answers a non-blocking connect with EAGAIN.
+        if (attempt < CONNECT_RETRIES && /EAGAIN|temporarily unavailable/i.test(errorText(err))) {
+          await delay(CONNECT_RETRY_DELAY_MS);
+          continue;
+        }
+        throw err;
+      }
+    }
+  } catch (err) {
+    throw new InternalError(`failed to connect to container's attach socket: ${socketPath}: ${errorText(err)}`);
+  } finally {
+    closeSync(dirFd);
+  }
+}
+
+const CONNECT_RETRIES = 50;
+const CONNECT_RETRY_DELAY_MS = 10;
+
+/** connect(2) runs synchronously inside connect() (the /proc path is resolved there); the callback fires once writable. */
+function connectOnce(socket: SeqpacketSocket, path: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    socket.once('error', onError);
+    try {
+      socket.connect(path, () => {
+        socket.off('error', onError);
+        resolve();
+      });
+    } catch (err) {
+      socket.off('error', onError);
+      reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  });
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+class SeqpacketAttachConnection implements AttachConnection {
+  readonly packets: Readable;
+  private readonly socket: SeqpacketSocket;
+  private readonly maxQueuedBytes: number;
+  private readonly logger?: Logger;
+  /** Packets received but not yet handed to `packets` because its buffer is full. */
+  private readonly queue: AttachPacket[] = [];
+  private queuedBytes = 0;
+  private consumerWantsMore = false;
+  private ended = false;
+  private eofPushed = false;
+  private writeShutdown = false;
+  private isClosed = false;
+
+  constructor(socket: SeqpacketSocket, opts: AttachOptions) {
+    this.socket = socket;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    this.logger = opts.logger;
+    this.packets = new Readable({
+      objectMode: true,
+      highWaterMark: PACKET_HIGH_WATER_MARK,
+      read: () => {
+        this.consumerWantsMore = true;
+        this.pump();
+      },
+      destroy: (err, callback) => {
+        this.close();
+        callback(err);
+      },
+    });
+    socket.on('data', (buf: Buffer) => this.onPacket(buf));
+    socket.on('end', () => {
+      // conmon closed the connection: the process exited and its output is drained.
+      this.ended = true;
+      this.pump();
+      this.shutdownSocket();
+    });
+    socket.on('error', (err: Error) => {
+      this.logger?.debug({ err }, 'attach socket error');
+      this.isClosed = true;
+      if (!this.packets.destroyed) this.packets.destroy(err);
+    });
+    socket.on('close', () => {
+      this.isClosed = true;
+    });
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  private onPacket(buf: Buffer): void {
+    if (buf.length === 0) return;
+    this.queue.push({ pipe: buf[0] as number, data: buf.subarray(1) });
+    this.queuedBytes += buf.length;
+    if (this.queuedBytes > this.maxQueuedBytes) {
+      this.logger?.warn({ queuedBytes: this.queuedBytes }, 'attach consumer too slow, dropping the attach connection');
+      this.packets.destroy(new Error(`attach output backlog exceeded ${this.maxQueuedBytes} bytes`));
+      return;
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.consumerWantsMore && this.queue.length > 0) {
+      const packet = this.queue.shift() as AttachPacket;
+      this.queuedBytes -= packet.data.length + 1;
+      this.consumerWantsMore = this.packets.push(packet);
+    }
+    if (this.ended && !this.eofPushed && this.queue.length === 0 && !this.packets.destroyed) {
+      this.eofPushed = true;
+      this.packets.push(null);
+    }
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    if (this.isClosed || this.writeShutdown) {
+      return Promise.reject(new Error('attach connection is closed for writing'));
+    }
+    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (buf.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      try {
+        for (let off = 0; off < buf.length; off += MAX_STDIN_MESSAGE) {
+          const len = Math.min(MAX_STDIN_MESSAGE, buf.length - off);
+          const last = off + len >= buf.length;
+          // The library copies the bytes synchronously and calls back once the kernel took the message.
+          this.socket.write(buf, off, len, last ? () => resolve() : undefined);
+        }
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+  }
+
+  closeWrite(): Promise<void> {
+    if (this.isClosed || this.writeShutdown) return Promise.resolve();
+    this.writeShutdown = true;
+    return new Promise<void>((resolve) => {
+      try {
+        this.socket.end(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  }
+
+  /** After conmon's EOF there is nothing left to do in either direction. */
+  private shutdownSocket(): void {
+    this.isClosed = true;
+    this.socket.destroy();
+  }
+
+  close(): void {
+    if (!this.isClosed) {
+      this.isClosed = true;
+      this.socket.destroy();
+    }
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    if (!this.packets.destroyed && !this.packets.readableEnded) this.packets.destroy();
+  }
+}

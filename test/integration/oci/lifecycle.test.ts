@@ -1,0 +1,111 @@
+import t, { type Test } from 'tap';
+import { existsSync, readFileSync } from 'node:fs';
+import { collect, conmonPidsUnder, makeTestEnv, waitNoConmon, type TestEnv } from './helpers.js';
+
+let env: TestEnv;
+t.before(() => {
+  env = makeTestEnv();
+});
+t.teardown(async () => {
+  await env.cleanup();
+});
+/** A test that must leave no conmon process behind. */
+function ctest(name: string, fn: (t: Test) => Promise<void>): void {
+  t.test(name, async (t) => {
+    await fn(t);
+    t.same(await waitNoConmon(env.dir), [], 'no conmon left behind');
+  });
+}
+
+ctest('create → created → attach before start sees first output → start → exit file', async (t) => {
+  const spec = env.newContainer({ args: ['sh', '-c', 'echo hello; echo oops >&2; exit 7'] });
+  const created = await env.runtime.createContainer(spec);
+  t.ok(created.pid > 0, 'container pid');
+  t.ok(await env.runtime.conmonAlive(created.conmonPid), 'conmon alive');
+
+  const state = await env.runtime.state(spec.id);
+  t.equal(state?.status, 'created');
+  t.equal(state?.pid, created.pid);
+
+  const conn = await env.runtime.attach(spec.bundleDir);
+  const output = collect(conn);
+  await env.runtime.startContainer(spec.id);
+  const got = await output;
+  t.equal(got.stdout, 'hello\n', 'stdout on pipe 2');
+  t.equal(got.stderr, 'oops\n', 'stderr on pipe 3');
+  t.ok(got.packets.every((p) => p.pipe === 2 || p.pipe === 3), 'only stdout/stderr pipe ids');
+
+  const exit = await env.runtime.waitExitFile(spec.exitDir, spec.id, 10_000);
+  t.equal(exit?.exitCode, 7, 'exit code from exit file');
+  t.ok(exit && Math.abs(exit.finishedAt.getTime() - Date.now()) < 60_000, 'finishedAt is recent');
+  t.same(await env.runtime.readExitFile(spec.exitDir, spec.id), exit);
+
+  const log = readFileSync(spec.logPath, 'utf8');
+  t.match(log, /^\S+ stdout F hello$/m, 'k8s-file log line for stdout');
+  t.match(log, /^\S+ stderr F oops$/m, 'k8s-file log line for stderr');
+
+  t.equal((await env.runtime.state(spec.id))?.status, 'stopped');
+  await env.runtime.deleteContainer(spec.id);
+  t.equal(await env.runtime.state(spec.id), null, 'runc forgot it');
+  await env.runtime.deleteContainer(spec.id);
+  t.pass('deleting twice is fine');
+});
+
+ctest('stdin through attach, closeWrite ends cat (-i)', async (t) => {
+  const spec = env.newContainer({ args: ['cat'], stdin: true });
+  await env.runtime.createContainer(spec);
+  const conn = await env.runtime.attach(spec.bundleDir);
+  const output = collect(conn);
+  await env.runtime.startContainer(spec.id);
+  await conn.write(Buffer.from('line one\n'));
+  // A write bigger than one SEQPACKET message conmon reads (32767 bytes) must arrive intact.
+  const big = Buffer.alloc(100_000, 'x');
+  await conn.write(big);
+  await conn.write(Buffer.from('\nthe end\n'));
+  await conn.closeWrite();
+  const got = await output;
+  t.equal(got.stdout, `line one\n${big.toString()}\nthe end\n`, 'cat echoed everything');
+  const exit = await env.runtime.waitExitFile(spec.exitDir, spec.id, 10_000);
+  t.equal(exit?.exitCode, 0, 'cat exited after stdin EOF');
+  await env.runtime.deleteContainer(spec.id);
+});
+
+ctest('a runtime failure is a RuntimeError with runc\'s message and leaves nothing behind', async (t) => {
+  const spec = env.newContainer({
+    args: ['true'],
+    rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1_048_576, soft: 1_048_576 }],
+  });
+  const err = await env.runtime.createContainer(spec).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  t.ok(err, 'create failed');
+  const e = err as { name: string; status: number; causeText: string; message: string; kind?: string };
+  t.equal(e.name, 'OciRuntimeError');
+  t.equal(e.status, 500);
+  t.match(e.causeText, /rlimit/i, 'cause carries runc\'s message');
+  t.match(e.message, /^runc: .*: OCI permission denied$/, 'message reads like Podman\'s');
+  t.equal(e.kind, 'permission-denied');
+  t.equal(await env.runtime.state(spec.id), null, 'no runc state left');
+  t.same(conmonPidsUnder(spec.bundleDir), [], 'no conmon left');
+
+  const bad = env.newContainer({ args: ['/no/such/binary'] });
+  const err2 = (await env.runtime.createContainer(bad).then(
+    () => null,
+    (e: unknown) => e,
+  )) as { causeText: string; kind: string } | null;
+  t.ok(err2, 'create with a missing binary failed');
+  t.match(err2?.causeText ?? '', /no such file or directory/);
+  t.equal(err2?.kind, 'command-not-found');
+  t.equal(await env.runtime.state(bad.id), null, 'no runc state left');
+});
+
+ctest('log driver none writes no log file', async (t) => {
+  const spec = env.newContainer({ args: ['echo', 'quiet'], logDriver: 'none' });
+  await env.runtime.createContainer(spec);
+  await env.runtime.startContainer(spec.id);
+  const exit = await env.runtime.waitExitFile(spec.exitDir, spec.id, 10_000);
+  t.equal(exit?.exitCode, 0);
+  t.notOk(existsSync(spec.logPath), 'no k8s-file log');
+  await env.runtime.deleteContainer(spec.id);
+});
