@@ -1,0 +1,28 @@
+/** Public surface of the image store. */
+export { ImageStore } from './store.js';
+export type {
+  ImageStoreOptions,
+  LoadResult,
+  ImportOptions,
+  InUseCheck,
+  RemoveOptions,
+  RemoveReport,
+  PruneOptions,
+  PruneReportEntry,
+  ListOptions,
+  StoreInfo,
+} from './store.js';
+export {
+  toLibpodImageData,
+  toDockerImageInspect,
+  toLibpodListEntry,
+  toDockerListEntry,
+  toHistoryResponse,
+  repoTags,
+  repoDigests,
+  type ImageDetails,
+  type ImageHistoryItem,
+} from './inspect.js';
+export { normalizeName, parseNormalizedNamed, parseReference, formatReference, ReferenceError } from './reference.js';
+export { applyChanges, parseSignal } from './changes.js';
+export type { ImageRecord, LayerRecord, ArchiveFormat, ImageConfigFile, ContainerConfig } from './types.js';
