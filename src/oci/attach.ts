@@ -123,6 +123,9 @@ class SeqpacketAttachConnection implements AttachConnection {
         callback(err);
       },
     });
+    // A failing connection must never crash the daemon just because nobody consumes `packets` yet;
+    // consumers that listen (or iterate) still receive the error.
+    this.packets.on('error', (err) => this.logger?.debug({ err }, 'attach connection failed'));
     socket.on('data', (buf: Buffer) => this.onPacket(buf));
     socket.on('end', () => {
       // conmon closed the connection: the process exited and its output is drained.

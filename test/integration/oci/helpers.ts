@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import type { Test } from 'tap';
 import { ConmonRuntime } from '../../../src/oci/conmon.js';
 import type { AttachConnection, AttachPacket, ContainerRunSpec } from '../../../src/oci/types.js';
 
@@ -30,6 +31,8 @@ export interface BundleOptions {
   stdin?: boolean;
   rlimits?: { type: string; hard: number; soft: number }[];
   logDriver?: 'k8s-file' | 'none';
+  /** Run in the host's PID namespace, so the process is not a namespace init (which ignores unhandled TERM). */
+  hostPid?: boolean;
 }
 
 let specTemplate: Record<string, unknown> | undefined;
@@ -58,6 +61,10 @@ export function makeConfig(rootfs: string, opts: BundleOptions): Record<string, 
   proc.rlimits = opts.rlimits ?? [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }];
   spec.root = { path: rootfs, readonly: false };
   spec.hostname = 'oci-test';
+  if (opts.hostPid) {
+    const linux = spec.linux as { namespaces: { type: string }[] };
+    linux.namespaces = linux.namespaces.filter((ns) => ns.type !== 'pid');
+  }
   return spec;
 }
 
@@ -190,5 +197,13 @@ export function waitForOutput(conn: AttachConnection, pattern: RegExp, timeoutMs
       }
     };
     conn.packets.on('data', onData);
+  });
+}
+
+/** A subtest that must leave no conmon of the environment behind. */
+export function leakCheckedTest(t: Test, getEnv: () => TestEnv, name: string, fn: (t: Test) => Promise<void>): void {
+  t.test(name, async (t) => {
+    await fn(t);
+    t.same(await waitNoConmon(getEnv().dir), [], 'no conmon left behind');
   });
 }

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
-import { collect, conmonPidsUnder, makeTestEnv, waitNoConmon, type TestEnv } from './helpers.js';
+import { collect, conmonPidsUnder, leakCheckedTest, makeTestEnv, type TestEnv } from './helpers.js';
 
 let env: TestEnv;
 t.before(() => {
@@ -9,13 +9,7 @@ t.before(() => {
 t.teardown(async () => {
   await env.cleanup();
 });
-/** A test that must leave no conmon process behind. */
-function ctest(name: string, fn: (t: Test) => Promise<void>): void {
-  t.test(name, async (t) => {
-    await fn(t);
-    t.same(await waitNoConmon(env.dir), [], 'no conmon left behind');
-  });
-}
+const ctest = (name: string, fn: (t: Test) => Promise<void>): void => leakCheckedTest(t, () => env, name, fn);
 
 ctest('create → created → attach before start sees first output → start → exit file', async (t) => {
   const spec = env.newContainer({ args: ['sh', '-c', 'echo hello; echo oops >&2; exit 7'] });
