@@ -257,7 +257,16 @@ export function dockerToSpecgen(body: DockerCreateBody, opts: DockerConvertOptio
   if (hc.CapAdd?.length) spec.cap_add = [...hc.CapAdd];
   if (hc.CapDrop?.length) spec.cap_drop = [...hc.CapDrop];
   if (hc.Privileged) spec.privileged = true;
-  if (hc.ReadonlyRootfs) spec.read_only_filesystem = true;
+  if (hc.ReadonlyRootfs) {
+    spec.read_only_filesystem = true;
+    // Podman's compat path keeps /tmp, /var/tmp and /run writable (read_only_tmpfs defaults to true).
+    for (const dest of ['/tmp', '/var/tmp', '/run']) {
+      const covered = (spec.mounts ?? []).some((m) => m.destination === dest) || (spec.volumes ?? []).some((v) => v.Dest === dest);
+      if (!covered) {
+        spec.mounts = [...(spec.mounts ?? []), { destination: dest, type: 'tmpfs', source: 'tmpfs', options: ['rw', 'rprivate', 'nosuid', 'nodev', 'tmpcopyup'] }];
+      }
+    }
+  }
   if (hc.AutoRemove) spec.remove = true;
   if (hc.Init) spec.init = true;
   if (hc.OomScoreAdj !== undefined) spec.oom_score_adj = hc.OomScoreAdj;

@@ -266,6 +266,10 @@ function throttleDevices(map: Record<string, LinuxThrottleDevice> | null | undef
   });
 }
 
+function rates(list: LinuxThrottleDevice[] | null | undefined): OciThrottleDevice[] | undefined {
+  return list?.map((d) => ({ major: d.major ?? 0, minor: d.minor ?? 0, rate: d.rate ?? 0 }));
+}
+
 function definedOnly<T extends object>(obj: T): T {
   return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined && v !== null)) as T;
 }
@@ -275,13 +279,19 @@ export function toOciResources(res: LinuxResources | null | undefined): OciResou
   const out: OciResources = {};
   if (!res) return out;
   if (res.memory) {
-    const memory = definedOnly({ ...res.memory });
+    const m = res.memory;
+    const memory = definedOnly({
+      limit: m.limit, reservation: m.reservation, swap: m.swap, kernel: m.kernel, kernelTCP: m.kernelTCP,
+      swappiness: m.swappiness, disableOOMKiller: m.disableOOMKiller, useHierarchy: m.useHierarchy,
+    });
     if (Object.keys(memory).length > 0) out.memory = memory as OciResources['memory'];
   }
   if (res.cpu) {
-    const cpu = definedOnly({ ...res.cpu });
-    if (cpu.cpus === '') delete cpu.cpus;
-    if (cpu.mems === '') delete cpu.mems;
+    const c = res.cpu;
+    const cpu = definedOnly({
+      shares: c.shares, quota: c.quota, period: c.period, realtimeRuntime: c.realtimeRuntime,
+      realtimePeriod: c.realtimePeriod, cpus: c.cpus || undefined, mems: c.mems || undefined,
+    });
     if (Object.keys(cpu).length > 0) out.cpu = cpu as OciResources['cpu'];
   }
   if (res.pids && res.pids.limit !== undefined && res.pids.limit !== null) out.pids = { limit: res.pids.limit };
@@ -291,10 +301,10 @@ export function toOciResources(res: LinuxResources | null | undefined): OciResou
       weight: b.weight ?? undefined,
       leafWeight: b.leafWeight ?? undefined,
       weightDevice: b.weightDevice?.map((d: LinuxWeightDevice) => definedOnly({ major: d.major ?? 0, minor: d.minor ?? 0, weight: d.weight ?? undefined, leafWeight: d.leafWeight ?? undefined })),
-      throttleReadBpsDevice: b.throttleReadBpsDevice?.map((d) => ({ major: d.major ?? 0, minor: d.minor ?? 0, rate: d.rate ?? 0 })),
-      throttleWriteBpsDevice: b.throttleWriteBpsDevice?.map((d) => ({ major: d.major ?? 0, minor: d.minor ?? 0, rate: d.rate ?? 0 })),
-      throttleReadIOPSDevice: b.throttleReadIOPSDevice?.map((d) => ({ major: d.major ?? 0, minor: d.minor ?? 0, rate: d.rate ?? 0 })),
-      throttleWriteIOPSDevice: b.throttleWriteIOPSDevice?.map((d) => ({ major: d.major ?? 0, minor: d.minor ?? 0, rate: d.rate ?? 0 })),
+      throttleReadBpsDevice: rates(b.throttleReadBpsDevice),
+      throttleWriteBpsDevice: rates(b.throttleWriteBpsDevice),
+      throttleReadIOPSDevice: rates(b.throttleReadIOPSDevice),
+      throttleWriteIOPSDevice: rates(b.throttleWriteIOPSDevice),
     });
     if (Object.keys(blockIO).length > 0) out.blockIO = blockIO;
   }

@@ -61,7 +61,15 @@ t.test('field table', async (t) => {
       { resource_limits: { cpu: { shares: 512, period: 100000, quota: 20000, cpus: '0-1', mems: '0' } } }],
     ['PidsLimit 0 is kept (unlimited)', { HostConfig: { PidsLimit: 0 } }, { resource_limits: { pids: { limit: 0 } } }],
     ['PidsLimit null is unset', { HostConfig: { PidsLimit: null } }, { resource_limits: undefined }],
-    ['Privileged, ReadonlyRootfs', { HostConfig: { Privileged: true, ReadonlyRootfs: true } }, { privileged: true, read_only_filesystem: true }],
+    ['Privileged, ReadonlyRootfs (+ podman\'s writable tmpfs dirs)', { HostConfig: { Privileged: true, ReadonlyRootfs: true, Tmpfs: { '/run': 'size=1m' } } }, {
+      privileged: true,
+      read_only_filesystem: true,
+      mounts: [
+        { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] },
+        { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['rw', 'rprivate', 'nosuid', 'nodev', 'tmpcopyup'] },
+        { destination: '/var/tmp', type: 'tmpfs', source: 'tmpfs', options: ['rw', 'rprivate', 'nosuid', 'nodev', 'tmpcopyup'] },
+      ],
+    }],
     ['RestartPolicy on-failure', { HostConfig: { RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 } } }, { restart_policy: 'on-failure', restart_tries: 3 }],
     ['RestartPolicy always', { HostConfig: { RestartPolicy: { Name: 'always', MaximumRetryCount: 3 } } }, { restart_policy: 'always', restart_tries: undefined }],
     ['NetworkMode host', { HostConfig: { NetworkMode: 'host' } }, { netns: { nsmode: 'host' } }],

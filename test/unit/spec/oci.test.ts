@@ -196,6 +196,7 @@ t.test('resources', async (t) => {
     t.ok(err instanceof BadRequestError, `${String(message)} is a 400`);
   }
   t.strictSame(toOciResources({ memory: { limit: 1, swap: null }, pids: { limit: null as unknown as number } }), { memory: { limit: 1 } }, 'update bodies drop nulls');
+  t.strictSame(toOciResources({ memory: { limit: 1, bogus: 2 } as never, cpu: { shares: 2, cpus: '' } }), { memory: { limit: 1 }, cpu: { shares: 2 } }, 'unknown keys and empty cpusets dropped');
 });
 
 t.test('devices', async (t) => {
