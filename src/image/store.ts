@@ -375,7 +375,7 @@ export class ImageStore {
     for (const img of this.images.values()) {
       usedBlobs.add(`sha256:${img.id}`);
       for (const d of img.digests) usedBlobs.add(d);
-      usedBlobs.add(img.digest);
+      usedBlobs.add(img.manifestDigest);
       for (const l of img.layers) usedLayers.add(l);
     }
     for (const [diffId, layer] of this.layers) {
@@ -511,12 +511,12 @@ export class ImageStore {
     return [...this.images.values()].map((r) => structuredClone(r));
   }
 
-  /** Bytes an image takes, counted like Podman: layers plus config plus the manifest (stored twice). */
+  /**
+   * Bytes an image takes, counted like Podman's storage: layers, config, the current manifest and
+   * every manifest by digest (so a freshly stored manifest counts twice).
+   */
   size(id: string): number {
-    const record = this.images.get(id) ?? this.resolve(id);
-    let total = record.configSize + 2 * record.manifestSize;
-    for (const l of record.layers) total += this.layers.get(l)?.size ?? 0;
-    return total;
+    return this.sizeOfRecord(this.images.get(id) ?? this.resolve(id));
   }
 
   private detailsOf(record: ImageRecord, index: RelationIndex, containers?: (id: string) => number): ImageDetails {
@@ -843,13 +843,7 @@ export class ImageStore {
         for (const [digest, file] of staged.blobs) {
           const dest = this.blobPath(digest);
           if (await exists(dest)) continue;
-          const fh = await openFile(file, 'r');
-          try {
-            await fh.sync();
-          } finally {
-            await fh.close();
-          }
-          await rename(file, dest);
+          await rename(file, dest); // content already flushed by syncFilesystem above
           moved.push({ from: file, to: dest });
         }
         await fsyncPath(this.layersDir);
@@ -858,8 +852,10 @@ export class ImageStore {
         for (const image of pending) {
           let record = next.get(image.id);
           if (record) {
-            record.digest = image.manifestDigest;
+            // Podman keeps the first digest as the image's Digest; the new manifest becomes current.
             if (!record.digests.includes(image.manifestDigest)) record.digests.push(image.manifestDigest);
+            record.manifestSizes[image.manifestDigest] = image.manifestSize;
+            record.manifestDigest = image.manifestDigest;
             record.manifestType = image.manifestType;
             record.manifestSize = image.manifestSize;
             record.annotations = image.annotations;
@@ -870,6 +866,8 @@ export class ImageStore {
               namesHistory: [],
               digest: image.manifestDigest,
               digests: [image.manifestDigest],
+              manifestSizes: { [image.manifestDigest]: image.manifestSize },
+              manifestDigest: image.manifestDigest,
               manifestType: image.manifestType,
               manifestSize: image.manifestSize,
               annotations: image.annotations,
@@ -1163,7 +1161,8 @@ export class ImageStore {
   }
 
   private sizeOfRecord(record: ImageRecord): number {
-    let total = record.configSize + 2 * record.manifestSize;
+    let total = record.configSize + record.manifestSize;
+    for (const size of Object.values(record.manifestSizes)) total += size;
     for (const l of record.layers) total += this.layers.get(l)?.size ?? 0;
     return total;
   }
@@ -1271,7 +1270,7 @@ export class ImageStore {
       pins.push(key);
     };
     pin(`blob:sha256:${record.id}`);
-    pin(`blob:${record.digest}`);
+    pin(`blob:${record.manifestDigest}`);
     const layers = record.layers.map((diffId) => {
       const layer = this.layers.get(diffId);
       if (!layer) throw new InternalError(`image ${record.id}: layer ${diffId} is missing from the store`);
@@ -1293,7 +1292,12 @@ export class ImageStore {
       tags: [],
     };
     if (record.manifestType === MediaType.ociManifest) {
-      image.ociManifest = { path: this.blobPath(record.digest), digest: record.digest, size: record.manifestSize, mediaType: record.manifestType };
+      image.ociManifest = {
+        path: this.blobPath(record.manifestDigest),
+        digest: record.manifestDigest,
+        size: record.manifestSize,
+        mediaType: record.manifestType,
+      };
     }
     return image;
   }

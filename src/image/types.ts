@@ -133,13 +133,16 @@ export interface ImageRecord {
   names: string[];
   /** Every name the image ever had, most recent first. */
   namesHistory: string[];
-  /** Digest of the current manifest. */
+  /** Digest of the first manifest the image was stored with (Podman keeps reporting that one). */
   digest: string;
-  /** Every manifest digest this image was stored under (current one included). */
+  /** Every manifest digest this image was stored under. */
   digests: string[];
+  /** Size of each of those manifests. */
+  manifestSizes: Record<string, number>;
+  /** The manifest stored last ("current"): its digest, type, size and annotations (OCI only). */
+  manifestDigest: string;
   manifestType: string;
   manifestSize: number;
-  /** Annotations of the current manifest (OCI only). */
   annotations: Record<string, string>;
   /** Creation time, as written in the config (RFC 3339); else the time it entered the store. */
   created: string;

@@ -137,12 +137,17 @@ class LayerWriter {
     const base = posix.basename(rel);
     const parent = posix.dirname(rel) === '.' ? '' : posix.dirname(rel);
 
+    // aufs bookkeeping (.wh..wh.plnk/…, .wh..wh.aufs) is not part of the filesystem.
+    if (rel.split('/').some((c) => c.startsWith(whiteoutMetaPrefix) && c !== opaqueMarker)) {
+      await drain(data);
+      return;
+    }
     if (base.startsWith(whiteoutPrefix)) {
       await drain(data);
       if (base === opaqueMarker) {
         await this.makeDirectory(parent, header.name);
         this.xattrs.push({ rel: parent, name: 'trusted.overlay.opaque', value: Buffer.from('y') });
-      } else if (!base.startsWith(whiteoutMetaPrefix)) {
+      } else {
         const hidden = base.slice(whiteoutPrefix.length);
         if (hidden === '' || hidden === '.' || hidden === '..') throw this.bad(header.name, 'invalid whiteout');
         const target = parent === '' ? hidden : `${parent}/${hidden}`;
