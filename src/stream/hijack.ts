@@ -110,7 +110,7 @@ interface NodeHttpParser {
   _consumed?: boolean;
   socket?: unknown;
   incoming?: unknown;
-  onIncoming?: ((req: IncomingMessage, keepAlive: boolean) => unknown) | null;
+  onIncoming?: ((req: IncomingMessage & { upgrade?: boolean }, keepAlive: boolean) => unknown) | null;
   unconsume?: () => void;
   remove?: () => void;
   close?: () => void;
@@ -153,18 +153,25 @@ function detachFromHttpServer(socket: Socket, req: IncomingMessage): void {
     socket.pause();
     if (parser._consumed && typeof parser.unconsume === 'function') parser.unconsume();
     parser._consumed = false;
-    if (typeof parser.remove === 'function') parser.remove();
-    parser.socket = null;
-    parser.incoming = null;
-    parser.onIncoming = null;
+    // When the route runs synchronously inside the parser (a request without body), the parser
+    // goes on with the rest of the current read: answering "upgrade" to any further request makes
+    // it stop there (those bytes are lost; the dispatcher path avoids this), and clearing the
+    // flag keeps Node from treating that stray request as a real upgrade.
+    parser.onIncoming = (stray: IncomingMessage & { upgrade?: boolean }): number => {
+      stray.upgrade = false;
+      return 2;
+    };
     owned.parser = null;
     (req as IncomingMessage & ParsedSocket).parser = null;
     owned._paused = false;
-    // Free the native parser once any parser callback on the stack has returned.
-    if (typeof parser.close === 'function') {
-      const close = parser.close.bind(parser);
-      setImmediate(close);
-    }
+    // Out of the server's connection list (idle/timeout sweeps) and freed, once the parser is
+    // surely off the stack: a parse in progress would put it back in the list on completion.
+    setImmediate(() => {
+      if (typeof parser.remove === 'function') parser.remove();
+      parser.socket = null;
+      parser.incoming = null;
+      if (typeof parser.close === 'function') parser.close();
+    });
   }
   // Neither paused nor flowing: `on('data')`, `pipe` or `read()` start the flow.
   (socket as unknown as { readableFlowing: boolean | null }).readableFlowing = null;
@@ -327,6 +334,8 @@ async function dispatchAsRequest(server: Server, original: IncomingMessage, sock
     }
     throw err;
   }
+  // A client may have pipelined requests before this one: their responses go out first.
+  await previousResponsesSent(socket);
   if (socket.destroyed) return;
   // The bytes after the body are stdin: give them back to the socket, ahead of anything newer.
   if (rest.length > 0) socket.unshift(rest);
@@ -338,8 +347,12 @@ async function dispatchAsRequest(server: Server, original: IncomingMessage, sock
   req.httpVersion = original.httpVersion;
   req.method = original.method;
   req.url = original.url;
-  req.headers = original.headers;
-  req.rawHeaders = original.rawHeaders;
+  // The body is complete and in hand: describe it with Content-Length only (a chunked body has
+  // been decoded), so body parsers see an ordinary request.
+  const headers = { ...original.headers, 'content-length': String(body.length) };
+  delete headers['transfer-encoding'];
+  req.headers = headers;
+  req.rawHeaders = withBodyLength(original.rawHeaders, body.length);
   // IncomingMessage#_read would resume the socket (it assumes the parser feeds it): the body is
   // complete already and the socket's bytes belong to whoever hijacks it.
   req._read = (): void => {};
@@ -357,6 +370,37 @@ async function dispatchAsRequest(server: Server, original: IncomingMessage, sock
     socket.end(() => socket.destroy());
   });
   server.emit('request', req, res);
+}
+
+function withBodyLength(rawHeaders: string[], length: number): string[] {
+  const result: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i].toLowerCase();
+    if (name === 'content-length' || name === 'transfer-encoding') continue;
+    result.push(rawHeaders[i], rawHeaders[i + 1]);
+  }
+  result.push('Content-Length', String(length));
+  return result;
+}
+
+/** Waits while Node still has a response of an earlier request on this connection in flight. */
+async function previousResponsesSent(socket: Socket): Promise<void> {
+  for (;;) {
+    const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!current || socket.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        current.removeListener('finish', done);
+        current.removeListener('close', done);
+        socket.removeListener('close', done);
+        // Node assigns the next queued response in its own 'finish' listener; look again after it.
+        setImmediate(resolve);
+      };
+      current.once('finish', done);
+      current.once('close', done);
+      socket.once('close', done);
+    });
+  }
 }
 
 /** Splits `head` (+ socket bytes) into the request body and what follows it. */
