@@ -6,6 +6,7 @@
  *            service [--time SECONDS] [--group NAME] [--tls-cert F --tls-key F --tls-ca F] [URI]
  */
 import { accessSync, constants } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { DEFAULTS, LOG_LEVELS, type DaemonConfig, type LogLevel } from './config.js';
 
@@ -28,9 +29,10 @@ service flags:
   -t, --time SECONDS  exit after SECONDS idle; 0 = never (default ${DEFAULTS.idleTimeoutSec})
   --group NAME        group allowed on the unix socket (mode 0660)
   --tls-cert, --tls-key, --tls-ca FILE
-                      serve tcp:// with TLS, accepting only clients whose
-                      certificate the CA signed
-  URI                 unix:///path (default ${DEFAULTS.uri}) or tcp://host:port
+                      serve TLS, accepting only clients whose certificate
+                      the CA signed (required for tcp:// beyond loopback)
+  URI                 unix:///path (default ${DEFAULTS.uri}) or tcp://host:port;
+                      ignored when systemd passes a socket (LISTEN_FDS)
 `;
 
 /** Splits `--flag=value` and `--flag value`; flags in `booleans` take no value. */
@@ -77,6 +79,14 @@ export function findBinary(name: string, fallbacks: string[] = []): string {
   return name;
 }
 
+/** localhost, 127.0.0.0/8 or ::1 (also as an IPv4-mapped address or in URL brackets). */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (bare === 'localhost' || bare === '::1' || bare === '0:0:0:0:0:0:0:1') return true;
+  const v4 = bare.replace(/^::ffff:/, '');
+  return isIPv4(v4) && v4.startsWith('127.');
+}
+
 export type Command =
   | { kind: 'service'; config: DaemonConfig }
   | { kind: 'help' }
@@ -121,6 +131,15 @@ export function parseCommandLine(argv: string[]): Command {
   const tlsParts = ['--tls-cert', '--tls-key', '--tls-ca'].map((f) => service.flags.get(f));
   if (tlsParts.some((p) => p !== undefined) && tlsParts.some((p) => p === undefined)) {
     throw new UsageError('--tls-cert, --tls-key and --tls-ca go together');
+  }
+  if (uri.startsWith('tcp://') && tlsParts[0] === undefined) {
+    const host = new URL(uri).hostname;
+    if (!isLoopbackHost(host)) {
+      throw new UsageError(
+        `refusing plain ${uri}: ${host} is not a loopback address and the API is root on this host. ` +
+          'Give --tls-cert, --tls-key and --tls-ca (clients then need a certificate signed by that CA), or listen on 127.0.0.1',
+      );
+    }
   }
   const config: DaemonConfig = {
     root: globals.flags.get('--root') ?? DEFAULTS.root,

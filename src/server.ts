@@ -9,6 +9,10 @@ import type { Logger } from 'pino';
 import { PodserveError } from './errors.js';
 import { stripVersionPrefix, type VersionedRequest } from './http/version-prefix.js';
 import type { IdleTracker } from './http/idle.js';
+import { clientErrorHandler, httpServerOptions, resolveLimits, StreamGate, type HttpLimits } from './http/limits.js';
+import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
+import type { ServerOptions as HttpServerOptions } from 'node:http';
+import type { FastifyHttpsOptions } from 'fastify';
 import { COMPAT_API_VERSION, LIBPOD_API_VERSION } from './version.js';
 import type { Engine } from './engine/engine.js';
 import { registerRoutes } from '../routes/index.js';
@@ -18,6 +22,12 @@ export interface AppOptions {
   engine: Engine;
   logger: Logger;
   idle?: IdleTracker;
+  /** Size, time and concurrency limits (src/http/limits.ts); defaults when absent. */
+  limits?: Partial<HttpLimits>;
+  /** Serve HTTPS with these options (src/http/tls.ts: client certificates required); plain HTTP when absent. */
+  https?: HttpsServerOptions;
+  /** Counts and caps long-lived requests; the service passes its own to know what is left at shutdown. */
+  streams?: StreamGate;
 }
 
 declare module 'fastify' {
@@ -51,7 +61,17 @@ function newReferenceId(): string {
 }
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
-  const app = Fastify({
+  const limits = resolveLimits(opts.limits);
+  const serverOptions: FastifyHttpsOptions<HttpsServer> & { http: HttpServerOptions } = {
+    // Node's server limits (head size, slowloris) apply to plain HTTP and to HTTPS alike.
+    http: httpServerOptions(limits),
+    https: opts.https ? { ...httpServerOptions(limits), ...opts.https } : null,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // No socket inactivity or whole-request timeout: they would cut quiet long-lived responses (events, logs -f,
+    // attach, wait). Slow request heads are bounded by headersTimeout instead.
+    connectionTimeout: 0,
+    requestTimeout: 0,
+    clientErrorHandler: clientErrorHandler(opts.logger, limits),
     loggerInstance: opts.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
     // HEAD routes are declared where Podman has them (/_ping); other HEADs are 405s as in Podman.
@@ -62,13 +82,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
     rewriteUrl: (req) => stripVersionPrefix(req as VersionedRequest),
     // Image archives and checkpoint tars arrive as request bodies; they are streamed, never buffered.
-    bodyLimit: 16 * 1024 * 1024,
+    bodyLimit: limits.bodyLimit,
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 },
-    ajv: { customOptions: { coerceTypes: 'array', useDefaults: true, removeAdditional: false, allErrors: false } },
+    // No type coercion: query strings are converted by normalizeQuery (Go rules); bodies must have the right types.
+    ajv: { customOptions: { coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false } },
     forceCloseConnections: 'idle',
     return503OnClosing: false,
-  });
+  };
+  // An https.Server serves the same IncomingMessage/ServerResponse pairs, so the app's http-typed surface holds.
+  const app = Fastify(serverOptions) as unknown as FastifyInstance;
   app.decorate('engine', opts.engine);
+  app.addHook('onRequest', (opts.streams ?? new StreamGate(limits.maxStreams)).onRequest);
 
   // Remember every route's method and path shape, so an existing path asked with the wrong method gets a 405.
   const routeShapes: { method: string; pattern: RegExp }[] = [];

@@ -1,21 +1,28 @@
 /**
- * `podserve service`: open the engine, build the app, listen (unix socket, systemd socket activation, or TCP
- * when asked), exit when idle or on SIGTERM/SIGINT after in-flight requests finish.
+ * `podserve service`: open the engine, build the app, listen (a socket systemd passed, a unix socket, or TCP when
+ * asked: plain only on loopback, TLS with client certificates elsewhere), tell systemd when serving, and exit when
+ * idle or on SIGTERM/SIGINT once the requests in flight are answered.
  */
 import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { Server } from 'node:http';
-import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { isLoopbackHost } from './args.js';
 import type { DaemonConfig } from './config.js';
 import { Engine } from './engine/engine.js';
 import { IdleTracker } from './http/idle.js';
+import { resolveLimits, StreamGate, type HttpLimits } from './http/limits.js';
+import { loadTlsOptions } from './http/tls.js';
 import { createLogger } from './logger.js';
+import { SystemdNotifier, takeNotifySocket } from './notify.js';
 import { buildApp } from './server.js';
 
 const SD_LISTEN_FDS_START = 3;
+
+/** How long SIGTERM waits for ordinary requests in flight before closing every connection. */
+const SHUTDOWN_GRACE_MS = 20_000;
 
 /** Takes the sockets systemd passed (LISTEN_FDS), once, and hides them from every child we spawn. */
 export function takeActivationFds(env: NodeJS.ProcessEnv = process.env): number[] {
@@ -57,19 +64,26 @@ function groupId(name: string): number {
   return gid;
 }
 
+function listen(server: Server, target: number | string | { port: number; host: string }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    const done = (): void => {
+      server.off('error', reject);
+      resolve();
+    };
+    if (typeof target === 'number') server.listen({ fd: target }, done);
+    else if (typeof target === 'string') server.listen(target, done);
+    else server.listen(target.port, target.host, done);
+  });
+}
+
 async function listenUnix(server: Server, path: string, group: string | undefined): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o755 });
   await clearStaleSocket(path);
   // Create the socket 0660 from the start: no window in which others could connect.
   const previous = process.umask(0o117);
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, path);
   } finally {
     process.umask(previous);
   }
@@ -77,29 +91,34 @@ async function listenUnix(server: Server, path: string, group: string | undefine
   await chown(path, 0, group === undefined ? 0 : groupId(group));
 }
 
-async function listenFd(server: Server, fd: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ fd }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+export interface ServiceOptions {
+  /** Overrides of the HTTP limits (tests use short timeouts). */
+  limits?: Partial<HttpLimits>;
 }
 
-async function listenTcp(server: Server, host: string, port: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-export async function runService(config: DaemonConfig): Promise<void> {
+export async function runService(config: DaemonConfig, options: ServiceOptions = {}): Promise<void> {
+  // Both are taken before anything is spawned: conmon, runc and containers must not inherit them.
   const activationFds = takeActivationFds();
+  const notifySocket = takeNotifySocket();
   const logger = createLogger(config.logLevel);
+  const notifier = new SystemdNotifier(notifySocket, logger);
+  try {
+    await serve(config, options, logger, activationFds, notifier);
+  } catch (err) {
+    await notifier.status(`Failed to start: ${(err as Error).message}`);
+    throw err;
+  }
+}
+
+async function serve(
+  config: DaemonConfig,
+  options: ServiceOptions,
+  logger: Logger,
+  activationFds: number[],
+  notifier: SystemdNotifier,
+): Promise<void> {
+  const limits = resolveLimits({ keepAliveTimeoutMs: keepAliveFor(config.idleTimeoutSec), ...options.limits });
+  const https = config.tls ? await loadTlsOptions(config.tls, limits.tlsHandshakeTimeoutMs) : undefined;
   const engine = await Engine.open(config, logger);
 
   let shuttingDown: Promise<void> | undefined;
@@ -108,30 +127,65 @@ export async function runService(config: DaemonConfig): Promise<void> {
     return shuttingDown;
   };
   const idle = new IdleTracker(config.idleTimeoutSec, () => void shutdown('idle timeout'));
-  const app = await buildApp({ engine, logger, idle });
+  const streams = new StreamGate(limits.maxStreams);
+  const app = await buildApp({ engine, logger, idle, limits, https, streams });
   await app.ready();
   const server = app.server;
+  server.maxConnections = limits.maxConnections;
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  if (https) {
+    server.on('tlsClientError', (err: Error & { code?: string }) => logger.debug({ code: err.code, err: err.message }, 'TLS handshake refused'));
+  }
   idle.attach(server);
 
   let socketPath: string | undefined;
+  let where: string;
   if (activationFds.length > 0) {
     if (activationFds.length > 1) logger.warn({ fds: activationFds.length }, 'systemd passed several sockets; serving the first');
-    await listenFd(server, activationFds[0]!);
-    logger.info({ fd: activationFds[0] }, 'serving on the socket passed by systemd');
+    await listen(server, activationFds[0]!);
+    const address = server.address();
+    if (address !== null && typeof address === 'object') {
+      where = `tcp://${formatHost(address)}:${address.port} (passed by systemd)`;
+      if (!https) {
+        if (!isLoopbackHost(address.address)) {
+          throw new Error(
+            `systemd passed a TCP socket on ${address.address}, which is not loopback: refusing plain HTTP (the API is root ` +
+              'on this host); give --tls-cert, --tls-key and --tls-ca',
+          );
+        }
+        warnTcp(logger, where);
+      }
+    } else {
+      where = address ? `unix://${address} (passed by systemd)` : `the socket passed by systemd (fd ${activationFds[0]})`;
+    }
   } else if (config.uri.startsWith('unix://')) {
     socketPath = config.uri.slice('unix://'.length);
     await listenUnix(server, socketPath, config.socketGroup);
-    logger.info({ socket: socketPath }, 'serving');
+    where = config.uri;
   } else {
     const url = new URL(config.uri);
-    warnTcp(logger, config.uri);
-    await listenTcp(server, url.hostname, Number(url.port));
+    // Plain TCP beyond loopback was refused while parsing the command line.
+    if (!https) warnTcp(logger, config.uri);
+    await listen(server, { port: Number(url.port), host: url.hostname.replace(/^\[(.*)\]$/, '$1') });
+    where = config.uri;
   }
+  const status = `Serving the API${https ? ' over TLS (client certificates required)' : ''} on ${where}`;
+  logger.info({ where, tls: Boolean(https) }, 'serving');
+  await notifier.ready(status);
 
   async function stop(reason: string): Promise<void> {
-    logger.info({ reason }, 'shutting down: no new connections, finishing requests in flight');
+    // Synchronously, before anything else: from here on no connection is accepted (under socket activation they
+    // wait in systemd's queue for the next start), so none can be accepted only to be closed unanswered.
+    const drained = drain();
     idle.stop();
-    await closeApp(app);
+    logger.info({ reason }, 'shutting down: no new connections, finishing requests in flight');
+    await notifier.stopping(`Stopping: ${reason}`);
+    await drained;
+    await app.close();
     // Never unlink a socket systemd owns: it keeps listening for the next activation.
     if (socketPath) await unlink(socketPath).catch(() => undefined);
     await engine.close();
@@ -139,12 +193,48 @@ export async function runService(config: DaemonConfig): Promise<void> {
     process.exit(0);
   }
 
+  /**
+   * Stops accepting at once (a connection accepted now would be closed unanswered), lets ordinary requests in
+   * flight finish, closes keep-alive connections as they fall idle, and cuts long-lived streams (events, logs -f,
+   * attach), which would never end by themselves; containers are not affected, conmon keeps them.
+   */
+  function drain(): Promise<void> {
+    return new Promise((resolve) => {
+      const deadline = Date.now() + SHUTDOWN_GRACE_MS;
+      let sweep: NodeJS.Timeout | undefined;
+      const finish = (): void => {
+        if (sweep) clearInterval(sweep);
+        resolve();
+      };
+      server.close(finish);
+      const check = (): void => {
+        server.closeIdleConnections();
+        const ordinaryInFlight = idle.activeCount - streams.openStreams;
+        if (ordinaryInFlight <= 0 || Date.now() > deadline) {
+          if (ordinaryInFlight > 0) logger.warn({ requests: ordinaryInFlight }, 'requests still in flight after the grace period; closing');
+          for (const socket of sockets) socket.destroy();
+        }
+      };
+      sweep = setInterval(check, 50);
+      check();
+    });
+  }
+
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
 }
 
-async function closeApp(app: FastifyInstance): Promise<void> {
-  await app.close();
+/**
+ * Idle keep-alive connections are closed well before the idle exit, at a time the server announces
+ * (`Keep-Alive: timeout=`): otherwise a client reusing one just as the daemon exits would lose its request.
+ */
+function keepAliveFor(idleTimeoutSec: number): number {
+  const dflt = resolveLimits().keepAliveTimeoutMs;
+  return idleTimeoutSec > 0 ? Math.min(dflt, Math.max(500, (idleTimeoutSec * 1000) / 2)) : dflt;
+}
+
+function formatHost(address: AddressInfo): string {
+  return address.family === 'IPv6' ? `[${address.address}]` : address.address;
 }
 
 function warnTcp(logger: Logger, uri: string): void {
