@@ -4,7 +4,11 @@
  */
 import type { FastifyInstance } from 'fastify';
 import systemRoutes from './system.js';
+import libpodContainerRoutes from './libpod/containers.js';
+import libpodImageRoutes from './libpod/images.js';
 
 export async function registerRoutes(app: FastifyInstance): Promise<void> {
   await app.register(systemRoutes);
+  await app.register(libpodContainerRoutes);
+  await app.register(libpodImageRoutes);
 }

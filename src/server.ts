@@ -161,6 +161,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     return sendError(reply, 404, `no route for ${request.method} ${path}`, 'Not Found');
   });
 
+  // Podman decodes JSON bodies whatever their Content-Type (podman-remote sends none on some calls):
+  // anything that is not declared JSON is parsed as JSON too; an empty body is no body.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+    const text = (body as string).trim();
+    if (text === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(new PodserveError(400, `decode(): ${(err as Error).message}`), undefined);
+    }
+  });
+
   await app.register(registerRoutes);
   return app;
 }

@@ -3,7 +3,7 @@
  * thing routes talk to. Nothing here knows about HTTP.
  */
 import { mkdir, statfs } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { DaemonConfig } from '../config.js';
 import { BUILDAH_VERSION, LIBPOD_API_VERSION, LIBPOD_MIN_API_VERSION, COMPAT_API_VERSION, COMPAT_MIN_API_VERSION, PODSERVE_VERSION } from '../version.js';
@@ -18,6 +18,17 @@ import {
   memoryFacts,
   packageOf,
 } from './host.js';
+import { noSuchContainer, noSuchImage } from '../errors.js';
+import { ConmonRuntime } from '../oci/conmon.js';
+import type { OCIRuntime } from '../oci/types.js';
+import { ImageStore } from '../image/store.js';
+import { ContainerManager, type Store } from './containers.js';
+import { EventBus } from './events.js';
+import { containerFilter, type Filters } from './filters.js';
+import { StateStore } from './store.js';
+import type { Container } from './types.js';
+import { directorySize } from './disk.js';
+import { ImageService } from './images.js';
 
 export interface VersionComponent {
   Name: string;
@@ -39,17 +50,146 @@ export interface VersionReport {
   BuildTime: string;
 }
 
+export interface EngineParts {
+  store: Store;
+  oci: OCIRuntime;
+  images: ImageStore;
+  events: EventBus;
+}
+
+
 export class Engine {
   readonly startedAt = new Date();
+  readonly containers: ContainerManager;
+  readonly store: Store;
+  readonly oci: OCIRuntime;
+  readonly imageStore: ImageStore;
+  readonly images: ImageService;
+  readonly events: EventBus;
 
   private constructor(
     readonly config: DaemonConfig,
     readonly logger: Logger,
-  ) {}
+    parts: EngineParts,
+  ) {
+    this.store = parts.store;
+    this.oci = parts.oci;
+    this.imageStore = parts.images;
+    this.events = parts.events;
+    this.containers = new ContainerManager({ config, logger, ...parts });
+    this.images = new ImageService(parts.images, parts.events, (imageId) =>
+      this.containers.list().filter((c) => c.config.imageId === imageId).length,
+    );
+  }
 
+  /** Opens the stores, reconciles containers with the runtime (recovery) and starts watching exits. */
   static async open(config: DaemonConfig, logger: Logger): Promise<Engine> {
     await Promise.all([mkdir(config.root, { recursive: true, mode: 0o700 }), mkdir(config.runRoot, { recursive: true, mode: 0o700 })]);
-    return new Engine(config, logger);
+    const store: Store = new StateStore(config.root);
+    const oci = new ConmonRuntime({
+      runtimePath: config.runtimePath,
+      runtimeName: basename(config.runtimePath),
+      conmonPath: config.conmonPath,
+      runRoot: config.runRoot,
+      logger: logger.child({ part: 'oci' }),
+    });
+    const [images, events] = await Promise.all([
+      ImageStore.open(join(config.root, 'images'), logger.child({ part: 'images' })),
+      EventBus.open(join(config.runRoot, 'events', 'events.log'), logger.child({ part: 'events' })),
+    ]);
+    const engine = new Engine(config, logger, { store, oci, images, events });
+    await engine.containers.open();
+    return engine;
+  }
+
+  // ------------------------------------------------------------------------------------------ containers
+
+  /** Containers matching Podman's list filters; only running ones unless `all`. Oldest first. */
+  listContainers(filters: Filters, all: boolean): Container[] {
+    const matches = containerFilter(
+      filters,
+      (nameOrId) => this.containers.lookup(nameOrId),
+      (c, ancestor) => {
+        try {
+          return this.images.resolve(ancestor).id === c.config.imageId;
+        } catch {
+          return c.config.imageName === ancestor || c.config.rawImageName === ancestor;
+        }
+      },
+    );
+    const explicitStatus = (filters.status ?? []).length > 0;
+    return this.containers.list().filter((c) => (all || explicitStatus || c.state.status === 'running' || c.state.status === 'paused') && matches(c));
+  }
+
+  /** Size of the container's writable layer and of its whole rootfs (computed only when asked). */
+  async containerSize(c: Container): Promise<{ rw: number; rootFs: number }> {
+    const rw = await directorySize(join(c.config.containerDir, 'upper'));
+    const image = this.images.resolve(c.config.imageId);
+    return { rw, rootFs: rw + this.imageStore.size(image.id) };
+  }
+
+  execIdsOf(containerId: string): string[] {
+    return this.store.execsOf(containerId).map((e) => e.id);
+  }
+
+  /**
+   * libpod wait: resolves with the exit code once the container is in one of `conditions` (exit states), or
+   * -1 when a non-exit condition was met (as Podman answers).
+   */
+  async waitForConditions(nameOrId: string, conditions: string[], signal: AbortSignal): Promise<number> {
+    const c = this.containers.lookup(nameOrId);
+    const wantsExit = conditions.includes('stopped') || conditions.includes('exited');
+    const others = conditions.filter((s) => s !== 'stopped' && s !== 'exited');
+    const reached = await this.containers.waitFor(
+      c.id,
+      (now) => {
+        if (!now) return true;
+        const status = now.state.status;
+        if (wantsExit && status === 'exited') return true;
+        return others.includes(status) || (others.includes('created') && status === 'configured');
+      },
+      signal,
+    );
+    if (!reached) {
+      const code = this.containers.removedExitCode(c.id);
+      if (code !== undefined) return code;
+      throw noSuchContainer(nameOrId);
+    }
+    return reached.state.status === 'exited' ? reached.state.exitCode : -1;
+  }
+
+  /**
+   * Makes an image available as `policy` asks: `missing`/`newer` use a local copy when there is one, `never`
+   * insists on one, `always` pulls from the registry. Reports progress lines; resolves with the image id.
+   */
+  async pullImage(reference: string, policy: string, progress: (line: string) => void, tlsVerify = true): Promise<string> {
+    const local = this.images.exists(reference) ? this.images.resolve(reference) : undefined;
+    if (local && policy !== 'always') return local.id;
+    if (policy === 'never') throw noSuchImage(reference);
+    return this.images.pull(reference, { tlsVerify, progress });
+  }
+
+  /** Force-removes every container created from an image (podman rmi --force). */
+  async removeContainersOfImage(imageId: string): Promise<void> {
+    for (const c of this.containers.list().filter((c) => c.config.imageId === imageId)) {
+      await this.containers.remove(c.id, { force: true, timeoutSec: 0 });
+    }
+  }
+
+  /** Removes every stopped container (matching filters); reports each with its freed size. */
+  async pruneContainers(filters: Filters): Promise<{ id: string; size: number; error?: string }[]> {
+    const victims = this.listContainers(filters, true).filter((c) => c.state.status === 'exited' || c.state.status === 'configured' || c.state.status === 'stopped');
+    const results: { id: string; size: number; error?: string }[] = [];
+    for (const c of victims) {
+      const size = await directorySize(join(c.config.containerDir, 'upper'));
+      try {
+        await this.containers.remove(c.id);
+        results.push({ id: c.id, size });
+      } catch (err) {
+        results.push({ id: c.id, size: 0, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    return results;
   }
 
   get runtimeName(): string {
@@ -101,9 +241,15 @@ export class Engine {
     };
   }
 
-  /** Counts for /info; containers and images join as their stores arrive. */
+  /** Counts for /info. */
   counts(): { containers: { number: number; paused: number; running: number; stopped: number }; images: number } {
-    return { containers: { number: 0, paused: 0, running: 0, stopped: 0 }, images: 0 };
+    const all = this.containers.list();
+    const running = all.filter((c) => c.state.status === 'running').length;
+    const paused = all.filter((c) => c.state.status === 'paused').length;
+    return {
+      containers: { number: all.length, paused, running, stopped: all.length - running - paused },
+      images: this.images.count(),
+    };
   }
 
   /** Podman's libpod /info (define.Info): real host facts, runtime and store. */
@@ -187,6 +333,8 @@ export class Engine {
   }
 
   async close(): Promise<void> {
-    /* stores close here as they arrive */
+    await this.containers.close();
+    await this.events.close();
+    this.store.close();
   }
 }

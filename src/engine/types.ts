@@ -28,6 +28,9 @@ export interface ContainerConfig {
   stdin: boolean;
   labels: Record<string, string>;
   annotations: Record<string, string>;
+  effectiveCaps: string[];
+  boundingCaps: string[];
+  rlimits: { type: string; soft: number; hard: number }[];
   stopSignal: number;
   stopTimeout: number;
   autoRemove: boolean;

@@ -2,8 +2,8 @@
  * Starts a real podserve daemon on a temporary socket with temporary --root/--runroot, waits for _ping, and
  * tears it down (SIGTERM, then SIGKILL) when the test ends.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,6 +98,25 @@ export async function waitForPing(socketPath: string, timeoutMs = 10_000): Promi
   }
 }
 
+/** Force-removes every container of a daemon (test teardown: no conmon, mount or cgroup left behind). */
+export async function removeAllContainers(socketPath: string): Promise<void> {
+  const list = await request(socketPath, 'GET', '/v4.3.1/libpod/containers/json?all=true');
+  if (list.status !== 200) return;
+  await Promise.all(
+    (list.json() as { Id: string }[]).map((c) => request(socketPath, 'DELETE', `/v4.3.1/libpod/containers/${c.Id}?force=true&timeout=0`)),
+  );
+}
+
+/** Lazily unmounts whatever is still mounted below `dir` (after a kill -9 test, say). */
+export function unmountUnder(dir: string): void {
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter((m) => m.startsWith(dir + '/'))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) spawnSync('umount', ['-l', m]);
+}
+
 export async function startDaemon(t: { teardown: (fn: () => unknown) => void }, opts: DaemonOptions = {}): Promise<Daemon> {
   const dir = opts.dir ?? mkdtempSync('/tmp/psd-');
   const socket = join(dir, 'p.sock');
@@ -137,8 +156,12 @@ export async function startDaemon(t: { teardown: (fn: () => unknown) => void }, 
     clearTimeout(timer);
   };
   t.teardown(async () => {
+    if (!opts.dir) await removeAllContainers(socket).catch(() => undefined);
     await stop();
-    if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    if (!opts.dir) {
+      unmountUnder(dir);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   try {
     await Promise.race([
