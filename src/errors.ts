@@ -21,7 +21,8 @@ export class PodserveError extends Error {
 /** Podman's sentinel texts, kept verbatim: clients grep for them. */
 export const Sentinel = {
   noSuchContainer: 'no such container',
-  noSuchImage: 'no such image',
+  /** containers/storage's ErrImageUnknown, which Podman 4.3.1 reports for unknown images. */
+  noSuchImage: 'image not known',
   noSuchExec: 'no such exec session',
   stateImproper: 'container state improper',
   nameInUse: 'name or ID already in use',
