@@ -290,10 +290,12 @@ export class ImageStore {
     for (const entry of await readdir(this.tmpDir)) await removeTree(join(this.tmpDir, entry));
 
     let persisted: { version?: number; images?: ImageRecord[] } = {};
+    let fresh = false;
     try {
       persisted = JSON.parse(await readFile(this.imagesFile, 'utf8')) as typeof persisted;
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw new InternalError(`image store ${this.imagesFile} is unreadable: ${(err as Error).message}`);
+      fresh = true;
     }
     if (persisted.version !== undefined && persisted.version !== storeVersion) {
       throw new InternalError(`image store ${this.root} has version ${persisted.version}; this podserve understands ${storeVersion}`);
@@ -321,7 +323,7 @@ export class ImageStore {
       }
       this.images.set(record.id, record);
     }
-    if (dropped) await this.persist(this.images);
+    if (dropped || fresh) await this.persist(this.images);
 
     for (const record of this.layers.values()) await this.ensureLink(record.diffId);
     await this.collectGarbage();
