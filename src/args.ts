@@ -89,6 +89,8 @@ export function isLoopbackHost(host: string): boolean {
 
 export type Command =
   | { kind: 'service'; config: DaemonConfig }
+  /** conmon's exit command: `container cleanup [--url URI] ID` (see src/cleanup.ts). */
+  | { kind: 'cleanup'; config: DaemonConfig; containerId: string }
   | { kind: 'help' }
   | { kind: 'version' };
 
@@ -102,6 +104,13 @@ export function parseCommandLine(argv: string[]): Command {
   if (globals.flags.has('--help') || globals.flags.has('-h')) return { kind: 'help' };
   if (globals.flags.has('--version') || globals.flags.has('-v')) return { kind: 'version' };
   let rest = globals.rest;
+  if (rest[0] === 'container' && rest[1] === 'cleanup') {
+    const cleanup = takeFlags(rest.slice(2), new Set(['--url']), new Set(), false);
+    if (cleanup.rest.length !== 1) throw new UsageError('container cleanup needs exactly one container ID');
+    const base = parseCommandLine([...argv.slice(0, argv.length - rest.length), 'service', cleanup.flags.get('--url') ?? DEFAULTS.uri]);
+    if (base.kind !== 'service') throw new UsageError('container cleanup: bad global flags');
+    return { kind: 'cleanup', config: base.config, containerId: cleanup.rest[0]! };
+  }
   if (rest[0] === 'system') rest = rest.slice(1);
   if (rest[0] !== 'service') {
     if (rest.length === 0) return { kind: 'help' };

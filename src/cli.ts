@@ -22,6 +22,11 @@ async function main(): Promise<void> {
     process.stdout.write(`podserve version ${PODSERVE_VERSION}\n`);
     return;
   }
+  if (command.kind === 'cleanup') {
+    const { runCleanup } = await import('./cleanup.js');
+    await runCleanup(command.config, command.containerId);
+    return;
+  }
   const { runService } = await import('./service.js');
   await runService(command.config);
 }

@@ -9,6 +9,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, rm, writeFile, unlink } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { DaemonConfig } from '../config.js';
 import { BadRequestError, ConflictError, PodserveError, noSuchContainer, stateImproper } from '../errors.js';
@@ -43,6 +44,7 @@ export class NotModified extends PodserveError {
   }
 }
 
+const CLI_PATH = fileURLToPath(new URL('../cli.js', import.meta.url));
 const ACTIVE: readonly ContainerStatus[] = ['created', 'running', 'paused', 'stopped'];
 const DEFAULT_STOP_TIMEOUT = 10;
 const SIGKILL = 9;
@@ -311,6 +313,7 @@ export class ContainerManager {
         logDriver: config.logDriver,
         terminal: config.terminal,
         stdin: config.stdin,
+        exitCommand: this.exitCommand(c.id),
       });
       const updated = this.save(c, {
         ...c.state,
@@ -330,6 +333,20 @@ export class ContainerManager {
       this.save(c, { ...c.state, mountPoint: '', error: err instanceof Error ? err.message : String(err) });
       throw err;
     }
+  }
+
+  /** What conmon runs when the container exits: `podserve container cleanup`, which works with no daemon up. */
+  private exitCommand(id: string): string[] {
+    const { root, runRoot, runtimePath, conmonPath, uri } = this.deps.config;
+    return [
+      process.execPath,
+      CLI_PATH,
+      '--root', root,
+      '--runroot', runRoot,
+      '--runtime', runtimePath,
+      '--conmon', conmonPath,
+      'container', 'cleanup', '--url', uri, id,
+    ];
   }
 
   /** /etc/hosts, /etc/hostname and /etc/resolv.conf for the container, kept in its run dir. */
