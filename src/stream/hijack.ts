@@ -17,8 +17,10 @@
  *    `…/containers/{name}/attach` and `…/exec/{id}/start`). This is the only way that is safe when
  *    stdin follows the body in the same packet.
  * 2. Plain route, no dispatcher: `hijack(req)` detaches the socket from Node's parser itself. Safe
- *    for bytes that arrive after the request was fully parsed; bytes pipelined right behind the
- *    body have already been fed to the parser (and rejected as a bad request).
+ *    for bytes that arrive after the request was fully parsed. Bytes pipelined right behind the
+ *    request in the same read have already been fed to the parser: with a body they are rejected
+ *    as a bad request before the route runs (the connection is lost); behind a bodyless request
+ *    (route run synchronously by the parser) they are dropped, the session survives.
  *
  * Either way the route obtains the JSON body the normal way (Fastify parses it before the handler
  * runs), calls `reply.hijack()`, then `hijack(request.raw, …)`; whatever the socket yields after
@@ -154,13 +156,17 @@ function detachFromHttpServer(socket: Socket, req: IncomingMessage): void {
     if (parser._consumed && typeof parser.unconsume === 'function') parser.unconsume();
     parser._consumed = false;
     // When the route runs synchronously inside the parser (a request without body), the parser
-    // goes on with the rest of the current read: answering "upgrade" to any further request makes
-    // it stop there (those bytes are lost; the dispatcher path avoids this), and clearing the
-    // flag keeps Node from treating that stray request as a real upgrade.
+    // goes on with the rest of the current read, which is stdin. Those bytes are lost (the
+    // dispatcher path avoids this) but must not hurt the session: answering "upgrade" to a stray
+    // request makes the parser stop there (the cleared flag keeps Node from acting on it), and
+    // muting the after-parse callback keeps a parse error from reaching 'clientError', whose
+    // default handler writes a 400 into the stream and destroys the socket.
     parser.onIncoming = (stray: IncomingMessage & { upgrade?: boolean }): number => {
       stray.upgrade = false;
       return 2;
     };
+    const kOnExecute = (parser.constructor as { kOnExecute?: unknown }).kOnExecute;
+    if (typeof kOnExecute === 'number') (parser as Record<number, unknown>)[kOnExecute] = ignoreParserResult;
     owned.parser = null;
     (req as IncomingMessage & ParsedSocket).parser = null;
     owned._paused = false;
@@ -178,6 +184,10 @@ function detachFromHttpServer(socket: Socket, req: IncomingMessage): void {
   socket.allowHalfOpen = true;
   socket.setTimeout(0);
   guardSocketErrors(socket);
+}
+
+function ignoreParserResult(): void {
+  // See detachFromHttpServer: nothing left to do with what the parser made of stray bytes.
 }
 
 /** Node removes its error listener from a taken-over socket; without one an ECONNRESET would crash. */

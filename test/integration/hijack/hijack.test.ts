@@ -334,6 +334,27 @@ t.test('dispatcher: stdin sent in the same write as the request body arrives as 
   }
 });
 
+t.test('no dispatcher: stdin pipelined behind a bodyless request is lost, but the session survives', async (t) => {
+  const server = await startServer(t, 'no dispatcher');
+  const strays = ['hello\x10', 'GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n', post('/containers/x/attach', UPGRADE)];
+  for (const stray of strays) {
+    const client = await server.client();
+    client.write(post('/v4.3.1/libpod/containers/c6/attach', {}) + stray);
+    await client.waitForText('attached:c6\n');
+    client.write('later');
+    await client.waitForText('echo:later');
+    t.equal(client.text, `${PLAIN_OK}attached:c6\necho:later`, `after ${JSON.stringify(stray.slice(0, 12))}: no 400, no stray response`);
+  }
+});
+
+t.test('dispatcher: the same pipelined stdin is delivered', async (t) => {
+  const server = await startServer(t, 'dispatcher');
+  const client = await server.client();
+  client.write(post('/v4.3.1/libpod/containers/c7/attach', {}) + 'hello\x10');
+  await client.waitForText('echo:hello\x10');
+  t.equal(client.text, `${PLAIN_OK}attached:c7\necho:hello\x10`);
+});
+
 t.test('dispatcher (upgrades only): pipelined stdin works for upgrade requests', async (t) => {
   const server = await startServer(t, 'dispatcher, upgrades only');
   const client = await server.client();
