@@ -7,6 +7,9 @@
  *    be held back in the kernel; packets are queued here until the consumer takes them, up to a byte cap;
  *  - it sends each write() as one message, so stdin is cut into messages conmon reads whole (≤ 32767 bytes;
  *    a longer SEQPACKET message would be truncated by conmon's recvfrom).
+ *  - closing a socket from inside one of its own callbacks (a 'data' handler, a write callback) makes its
+ *    native read loop hit EBADF with its emitter released, which aborts the process; every close here is
+ *    therefore deferred to setImmediate.
  * (Wrapping the fd in a libuv stream instead would give pausing, but libuv treats POLLHUP after a short
  * read as EOF, which drops the packets still queued when conmon closes the socket at container exit.)
  */
@@ -28,7 +31,7 @@ const RECEIVE_BUFFER_SIZE = 64 * 1024;
 /** Default cap on output queued for a consumer that does not keep up. */
 export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
 /** Object-mode high-water mark of `packets` (packets, not bytes). */
-const PACKET_HIGH_WATER_MARK = 64;
+const PACKET_HIGH_WATER_MARK = 16;
 
 export interface AttachOptions {
   /** Destroy `packets` with an error once this many output bytes wait for the consumer. */
@@ -41,9 +44,10 @@ export interface AttachOptions {
  * addressed as /proc/self/fd/<dirfd>/<name>, which always fits in sun_path (108 bytes).
  */
 export async function connectAttachSocket(socketPath: string, opts: AttachOptions = {}): Promise<AttachConnection> {
-  const dirFd = openSync(dirname(socketPath), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
-  const shortPath = `/proc/self/fd/${dirFd}/${basename(socketPath)}`;
+  let dirFd: number | undefined;
   try {
+    dirFd = openSync(dirname(socketPath), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+    const shortPath = `/proc/self/fd/${dirFd}/${basename(socketPath)}`;
     for (let attempt = 0; ; attempt++) {
       const socket = new unixSocket.SeqpacketSocket();
       socket.setInternalReadBufferSize(RECEIVE_BUFFER_SIZE);
@@ -65,7 +69,7 @@ export async function connectAttachSocket(socketPath: string, opts: AttachOption
   } catch (err) {
     throw new InternalError(`failed to connect to container's attach socket: ${socketPath}: ${errorText(err)}`);
   } finally {
-    closeSync(dirFd);
+    if (dirFd !== undefined) closeSync(dirFd);
   }
 }
 
@@ -106,6 +110,7 @@ class SeqpacketAttachConnection implements AttachConnection {
   private eofPushed = false;
   private writeShutdown = false;
   private isClosed = false;
+  private socketReleased = false;
 
   constructor(socket: SeqpacketSocket, opts: AttachOptions) {
     this.socket = socket;
@@ -131,14 +136,16 @@ class SeqpacketAttachConnection implements AttachConnection {
       // conmon closed the connection: the process exited and its output is drained.
       this.ended = true;
       this.pump();
-      this.shutdownSocket();
+      this.releaseSocket();
     });
     socket.on('error', (err: Error) => {
-      this.logger?.debug({ err }, 'attach socket error');
+      // node-unix-socket destroys the socket itself after emitting an error.
+      this.socketReleased = true;
       this.isClosed = true;
       if (!this.packets.destroyed) this.packets.destroy(err);
     });
     socket.on('close', () => {
+      this.socketReleased = true;
       this.isClosed = true;
     });
   }
@@ -148,7 +155,7 @@ class SeqpacketAttachConnection implements AttachConnection {
   }
 
   private onPacket(buf: Buffer): void {
-    if (buf.length === 0) return;
+    if (buf.length === 0 || this.isClosed) return;
     this.queue.push({ pipe: buf[0] as number, data: buf.subarray(1) });
     this.queuedBytes += buf.length;
     if (this.queuedBytes > this.maxQueuedBytes) {
@@ -203,19 +210,18 @@ class SeqpacketAttachConnection implements AttachConnection {
     });
   }
 
-  /** After conmon's EOF there is nothing left to do in either direction. */
-  private shutdownSocket(): void {
+  /** Close the socket outside of the library's callbacks (see the file comment). */
+  private releaseSocket(): void {
     this.isClosed = true;
-    this.socket.destroy();
+    if (this.socketReleased) return;
+    this.socketReleased = true;
+    setImmediate(() => this.socket.destroy());
   }
 
   close(): void {
-    if (!this.isClosed) {
-      this.isClosed = true;
-      this.socket.destroy();
-    }
+    this.releaseSocket();
     this.queue.length = 0;
     this.queuedBytes = 0;
-    if (!this.packets.destroyed && !this.packets.readableEnded) this.packets.destroy();
+    if (!this.packets.destroyed && !this.eofPushed) this.packets.destroy();
   }
 }

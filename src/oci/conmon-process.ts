@@ -171,6 +171,20 @@ export class ConmonProcess {
     });
   }
 
+  /**
+   * Release conmon (first start byte; Podman would place it in a cgroup before this) and wait for the
+   * intermediate process to exit. If conmon died early, its own error is reported rather than EPIPE.
+   */
+  async begin(timeoutMs: number): Promise<void> {
+    const wrote = this.writeStartByte().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    await this.waitIntermediate(timeoutMs);
+    const writeError = await wrote;
+    if (writeError) throw new RuntimeError('cannot signal conmon to start', String(writeError));
+  }
+
   /** Wait for the intermediate process; a non-zero exit is conmon failing before it forked (bad flags…). */
   async waitIntermediate(timeoutMs: number): Promise<void> {
     const result = await withTimeout(this.exited, timeoutMs, 'conmon did not fork in time');

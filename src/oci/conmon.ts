@@ -272,8 +272,7 @@ export class ConmonRuntime implements OCIRuntime {
       logger: this.logger,
     });
     try {
-      await conmon.writeStartByte();
-      await conmon.waitIntermediate(timeoutMs);
+      await conmon.begin(timeoutMs);
       const message = await conmon.readMessage(conmon.sync, timeoutMs, 'sync');
       if (message.data < 0) throw await this.reportedError(message, ociLog);
       const conmonPid = await readPidFile(conmonPidFile);
@@ -385,8 +384,7 @@ export class ConmonRuntime implements OCIRuntime {
     const conmon = new ConmonProcess(this.conmonPath, args, { env: this.env, cwd: dir, withAttachPipe: true, logger: this.logger });
     let conn: AttachConnection | null = null;
     try {
-      await conmon.writeStartByte();
-      await conmon.waitIntermediate(timeoutMs);
+      await conmon.begin(timeoutMs);
       // conmon has set up attach, ctl and winsz; the runtime waits for the second start byte.
       const ready = await conmon.readMessage(conmon.attachPipe as NonNullable<typeof conmon.attachPipe>, timeoutMs, 'attach');
       if (ready.data < 0) throw await this.reportedError(ready, ociLog);
@@ -511,7 +509,7 @@ function runtimeMessage(result: CommandResult): string {
 }
 
 function isDoesNotExistMessage(message: string): boolean {
-  return /does not exist|not exist|no such file or directory/i.test(message);
+  return /container does not exist|does not exist/i.test(message);
 }
 
 function isNotRunningMessage(message: string): boolean {

@@ -103,3 +103,57 @@ ctest('log driver none writes no log file', async (t) => {
   t.notOk(existsSync(spec.logPath), 'no k8s-file log');
   await env.runtime.deleteContainer(spec.id);
 });
+
+ctest('conmon packets: one per read, pipe ids consistent, large output intact', async (t) => {
+  const script = 'i=0; while [ $i -lt 300 ]; do echo o$i; echo e$i >&2; i=$((i+1)); done; head -c 3000000 /dev/zero | tr "\\0" "z"';
+  const spec = env.newContainer({ args: ['sh', '-c', script] });
+  await env.runtime.createContainer(spec);
+  const conn = await env.runtime.attach(spec.bundleDir);
+  const output = collect(conn);
+  await env.runtime.startContainer(spec.id);
+  const got = await output;
+  let expectedOut = '';
+  let expectedErr = '';
+  for (let i = 0; i < 300; i++) {
+    expectedOut += `o${i}\n`;
+    expectedErr += `e${i}\n`;
+  }
+  t.equal(got.stderr, expectedErr, 'stderr complete and in order');
+  t.equal(got.stdout, expectedOut + 'z'.repeat(3_000_000), 'stdout complete and in order');
+  t.ok(got.packets.every((p) => p.data.length <= 8192 && p.data.length > 0), 'every packet is one conmon read (≤ 8192 bytes)');
+  t.ok(
+    got.packets.every((p) => !p.data.includes(2) && !p.data.includes(3)),
+    'no pipe-id byte inside data: no two packets were merged',
+  );
+  t.equal((await env.runtime.waitExitFile(spec.exitDir, spec.id, 10_000))?.exitCode, 0);
+  await env.runtime.deleteContainer(spec.id);
+});
+
+t.test('runtime and conmon info, cached', async (t) => {
+  const info = await env.runtime.runtimeInfo();
+  t.match(info, { name: 'runc', path: '/usr/sbin/runc', version: /^1\.1\./, spec: /^1\.0\./ });
+  t.ok(info.commit.length > 0, 'commit');
+  t.match(info.versionOutput, /^runc version /);
+  t.match(info.package, /^runc_1\.1\.5/);
+  t.equal(env.runtime.runtimeInfo(), env.runtime.runtimeInfo(), 'the lookup is cached');
+  const conmon = await env.runtime.conmonInfo();
+  t.match(conmon, { path: '/usr/bin/conmon', version: /^conmon version 2\.1\.\d+, commit: /, package: /^conmon_2\.1\./ });
+  t.equal(env.runtime.conmonInfo(), env.runtime.conmonInfo());
+});
+
+ctest('a conmon that cannot run is a RuntimeError, nothing left behind', async (t) => {
+  const { ConmonRuntime } = await import('../../../src/oci/conmon.js');
+  const { pino } = await import('pino');
+  const broken = new ConmonRuntime({
+    runtimePath: '/usr/sbin/runc',
+    runtimeName: 'runc',
+    conmonPath: '/no/such/conmon',
+    runRoot: env.dir,
+    logger: pino({ level: 'silent' }),
+    runtimeFlags: ['--root', env.runcRoot],
+  });
+  const spec = env.newContainer({ args: ['true'] });
+  const err = await broken.createContainer(spec).then(() => null, (e: unknown) => e);
+  t.match(err, { name: 'RuntimeError', status: 500, message: /conmon failed: .*ENOENT/ });
+  t.equal(await env.runtime.state(spec.id), null);
+});
