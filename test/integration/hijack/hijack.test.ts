@@ -183,8 +183,11 @@ async function startServer(t: Test, mode: Mode, dispatcherOptions: UpgradeDispat
     for (const client of clients) client.socket.destroy();
     for (const socket of sessions) socket.destroy();
     uninstall?.();
-    await app.close();
-    await rm(dir, { recursive: true, force: true });
+    try {
+      await app.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
   return {
     app,

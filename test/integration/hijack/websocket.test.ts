@@ -53,8 +53,11 @@ async function startServer(t: Test): Promise<Server> {
   await app.listen({ path });
   t.teardown(async () => {
     for (const socket of sockets) socket.destroy();
-    await app.close();
-    await rm(dir, { recursive: true, force: true });
+    try {
+      await app.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
   return { app, path };
 }
