@@ -4,7 +4,6 @@
  * oci-archive (oci-layout, index.json, blobs/sha256/…). Blobs are read from the store as they are
  * written out; nothing is buffered beyond a chunk.
  */
-import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -38,24 +37,34 @@ const epoch = new Date(0);
 
 type Pack = ReturnType<typeof tar.pack>;
 
+/** Entry sinks report failures through their callback; an 'error' event must not go unheard. */
+function quiet<T extends { on(event: 'error', fn: (err: Error) => void): unknown }>(sink: T): T {
+  sink.on('error', () => undefined);
+  return sink;
+}
+
 function addBuffer(pack: Pack, name: string, data: Buffer | string): Promise<void> {
   return new Promise((resolve, reject) => {
-    pack.entry({ name, mode: 0o444, mtime: epoch, uid: 0, gid: 0 }, typeof data === 'string' ? Buffer.from(data) : data, (err) =>
-      err ? reject(err) : resolve(),
+    quiet(
+      pack.entry({ name, mode: 0o444, mtime: epoch, uid: 0, gid: 0 }, typeof data === 'string' ? Buffer.from(data) : data, (err) =>
+        err ? reject(err) : resolve(),
+      ),
     );
   });
 }
 
 function addDirectory(pack: Pack, name: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    pack.entry({ name, type: 'directory', mode: 0o755, mtime: epoch, uid: 0, gid: 0 }, (err) => (err ? reject(err) : resolve()));
+    quiet(pack.entry({ name, type: 'directory', mode: 0o755, mtime: epoch, uid: 0, gid: 0 }, (err) => (err ? reject(err) : resolve())));
   });
 }
 
 function addSymlink(pack: Pack, name: string, target: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    pack.entry({ name, type: 'symlink', linkname: target, mode: 0o777, mtime: epoch, uid: 0, gid: 0 }, (err) =>
-      err ? reject(err) : resolve(),
+    quiet(
+      pack.entry({ name, type: 'symlink', linkname: target, mode: 0o777, mtime: epoch, uid: 0, gid: 0 }, (err) =>
+        err ? reject(err) : resolve(),
+      ),
     );
   });
 }
@@ -66,15 +75,24 @@ async function addStream(pack: Pack, name: string, size: number, source: Readabl
   const entryDone = new Promise<void>((resolve, reject) => {
     settle = (err) => (err ? reject(err) : resolve());
   });
-  const sink = pack.entry({ name, size, mode: 0o444, mtime: epoch, uid: 0, gid: 0 }, (err) => settle(err));
+  entryDone.catch(() => undefined); // may reject while we wait for 'drain'; awaited below
+  const sink = quiet(pack.entry({ name, size, mode: 0o444, mtime: epoch, uid: 0, gid: 0 }, (err) => settle(err)));
   // Wakes on 'drain', and also when the entry or the archive closes, so a reader that went away
   // (client disconnect) cannot leave us waiting forever.
-  const writable = (): Promise<unknown> =>
-    Promise.race([
-      once(sink as unknown as NodeJS.EventEmitter, 'drain'),
-      once(sink as unknown as NodeJS.EventEmitter, 'close'),
-      once(pack as unknown as NodeJS.EventEmitter, 'close'),
-    ]);
+  const writable = (): Promise<void> =>
+    new Promise((resolve) => {
+      const events = sink as unknown as NodeJS.EventEmitter;
+      const archive = pack as unknown as NodeJS.EventEmitter;
+      const wake = (): void => {
+        events.off('drain', wake);
+        events.off('close', wake);
+        archive.off('close', wake);
+        resolve();
+      };
+      events.on('drain', wake);
+      events.on('close', wake);
+      archive.on('close', wake);
+    });
   try {
     for await (const chunk of source as AsyncIterable<Buffer>) {
       if (sink.destroyed || pack.destroyed) throw new Error(`archive closed while writing ${name}`);
