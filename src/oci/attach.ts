@@ -111,6 +111,8 @@ class SeqpacketAttachConnection implements AttachConnection {
   private writeShutdown = false;
   private isClosed = false;
   private socketReleased = false;
+  private socketDestroyed = false;
+  private readonly pendingWrites = new Set<{ reject: (err: Error) => void }>();
 
   constructor(socket: SeqpacketSocket, opts: AttachOptions) {
     this.socket = socket;
@@ -140,13 +142,16 @@ class SeqpacketAttachConnection implements AttachConnection {
     });
     socket.on('error', (err: Error) => {
       // node-unix-socket destroys the socket itself after emitting an error.
+      this.socketDestroyed = true;
       this.socketReleased = true;
       this.isClosed = true;
       if (!this.packets.destroyed) this.packets.destroy(err);
     });
     socket.on('close', () => {
+      this.socketDestroyed = true;
       this.socketReleased = true;
       this.isClosed = true;
+      this.failPendingWrites();
     });
   }
 
@@ -182,19 +187,27 @@ class SeqpacketAttachConnection implements AttachConnection {
     if (this.isClosed || this.writeShutdown) {
       return Promise.reject(new Error('attach connection is closed for writing'));
     }
-    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    if (buf.length === 0) return Promise.resolve();
+    if (data.byteLength === 0) return Promise.resolve();
+    // Copied now: the caller may reuse its buffer before the deferred write runs.
+    const buf = Buffer.from(data);
     return new Promise<void>((resolve, reject) => {
-      try {
+      const pending = { reject };
+      this.pendingWrites.add(pending);
+      const settle = (err?: Error): void => {
+        if (!this.pendingWrites.delete(pending)) return;
+        if (err) reject(err);
+        else resolve();
+      };
+      this.outsideCallbacks(() => {
+        // Writes issued before close() still go out: the deferred destroy runs after them.
+        if (this.socketDestroyed) return settle(new Error('attach connection closed'));
         for (let off = 0; off < buf.length; off += MAX_STDIN_MESSAGE) {
           const len = Math.min(MAX_STDIN_MESSAGE, buf.length - off);
           const last = off + len >= buf.length;
-          // The library copies the bytes synchronously and calls back once the kernel took the message.
-          this.socket.write(buf, off, len, last ? () => resolve() : undefined);
+          // One write() is one SEQPACKET message; the callback fires once the kernel took it.
+          this.socket.write(buf, off, len, last ? () => settle() : undefined);
         }
-      } catch (err) {
-        reject(err instanceof Error ? err : new Error(String(err)));
-      }
+      }, settle);
     });
   }
 
@@ -202,12 +215,32 @@ class SeqpacketAttachConnection implements AttachConnection {
     if (this.isClosed || this.writeShutdown) return Promise.resolve();
     this.writeShutdown = true;
     return new Promise<void>((resolve) => {
-      try {
+      // Queued behind earlier writes (setImmediate runs in order), then shutdown(SHUT_WR) once flushed.
+      this.outsideCallbacks(() => {
+        if (this.socketDestroyed) return resolve();
         this.socket.end(() => resolve());
-      } catch {
-        resolve();
+      }, () => resolve());
+    });
+  }
+
+  /**
+   * Run a socket operation from a fresh macrotask, never from inside one of the library's callbacks, where
+   * re-entering the native object is unsafe (see the file comment).
+   */
+  private outsideCallbacks(fn: () => void, onError: (err: Error) => void): void {
+    setImmediate(() => {
+      try {
+        fn();
+      } catch (err) {
+        onError(err instanceof Error ? err : new Error(String(err)));
       }
     });
+  }
+
+  /** Writes the library will never call back for once the socket is gone. */
+  private failPendingWrites(): void {
+    for (const pending of this.pendingWrites) pending.reject(new Error('attach connection closed'));
+    this.pendingWrites.clear();
   }
 
   /** Close the socket outside of the library's callbacks (see the file comment). */
@@ -215,7 +248,11 @@ class SeqpacketAttachConnection implements AttachConnection {
     this.isClosed = true;
     if (this.socketReleased) return;
     this.socketReleased = true;
-    setImmediate(() => this.socket.destroy());
+    setImmediate(() => {
+      this.socketDestroyed = true;
+      this.socket.destroy();
+      this.failPendingWrites();
+    });
   }
 
   close(): void {

@@ -157,3 +157,22 @@ ctest('a conmon that cannot run is a RuntimeError, nothing left behind', async (
   t.match(err, { name: 'RuntimeError', status: 500, message: /conmon failed: .*ENOENT/ });
   t.equal(await env.runtime.state(spec.id), null);
 });
+
+ctest('stdin backpressure: writes wait while the container does not read; close() rejects them', async (t) => {
+  const spec = env.newContainer({ args: ['sleep', '60'], stdin: true });
+  await env.runtime.createContainer(spec);
+  await env.runtime.startContainer(spec.id);
+  const conn = await env.runtime.attach(spec.bundleDir);
+  const chunk = Buffer.alloc(32 * 1024, 'q');
+  let settled = 0;
+  const writes: Promise<void>[] = [];
+  for (let i = 0; i < 64; i++) writes.push(conn.write(chunk).finally(() => (settled += 1)));
+  await new Promise((r) => setTimeout(r, 300));
+  t.ok(settled < 64, `only ${settled} of 64 writes (2 MiB) were taken: conmon stopped reading`);
+  conn.close();
+  const results = await Promise.allSettled(writes);
+  t.ok(results.some((r) => r.status === 'rejected'), 'the blocked writes were rejected, not left hanging');
+  await env.runtime.stopContainer(spec.id, 0, 9, { exitDir: spec.exitDir });
+  t.equal((await env.runtime.readExitFile(spec.exitDir, spec.id))?.exitCode, 137);
+  await env.runtime.deleteContainer(spec.id);
+});

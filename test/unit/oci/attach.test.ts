@@ -121,3 +121,44 @@ t.test('connecting to a missing socket is an InternalError naming the path', asy
   const err2 = await connectAttachSocket(join(dir, 'empty', 'attach')).then(() => null, (e: unknown) => e);
   t.match(err2, { status: 500, message: /failed to connect to container's attach socket/ });
 });
+
+t.test('writing and closing from inside a data handler is safe', async (t) => {
+  const fake = fakeConmon();
+  const conn = await connectAttachSocket(fake.path);
+  const server = await fake.connection;
+  const echoed: string[] = [];
+  const serverGot = new Promise<void>((resolve) => {
+    server.on('data', (b: Buffer) => {
+      echoed.push(b.toString());
+      if (echoed.length === 3) resolve();
+    });
+  });
+  let seen = 0;
+  const writes: Promise<void>[] = [];
+  conn.packets.on('data', (p: AttachPacket) => {
+    seen += 1;
+    writes.push(conn.write(p.data));
+    if (seen === 3) conn.close();
+  });
+  for (let i = 0; i < 10; i++) server.write(packet(2, `m${i}`));
+  await serverGot;
+  await Promise.allSettled(writes);
+  t.same(echoed, ['m0', 'm1', 'm2'], 'writes issued inside the handler went out in order');
+  t.equal(seen, 3, 'nothing delivered after close');
+  await new Promise((r) => setTimeout(r, 50));
+  t.ok(conn.closed);
+  server.close();
+});
+
+t.test('a write issued before close() still goes out; later ones are refused', async (t) => {
+  const fake = fakeConmon();
+  const conn = await connectAttachSocket(fake.path);
+  const server = await fake.connection;
+  const got = new Promise<string>((resolve) => server.once('data', (b: Buffer) => resolve(b.toString())));
+  const write = conn.write(Buffer.from('last words'));
+  conn.close();
+  await write;
+  t.equal(await got, 'last words');
+  await t.rejects(conn.write(Buffer.from('too late')), /closed/);
+  server.close();
+});
