@@ -33,7 +33,10 @@ if [[ ! -f "$stamp" ]] || ! cmp -s package-lock.json "$stamp"; then
   cp package-lock.json "$stamp"
 fi
 
-# Build (tsc is incremental enough here: a full build takes a few seconds).
+# Build: the native SEQPACKET connector (rebuilt when its source changes), then TypeScript.
+if [[ ! -f build/Release/seqpacket.node || native/seqpacket.c -nt build/Release/seqpacket.node || binding.gyp -nt build/Release/seqpacket.node ]]; then
+  npx node-gyp rebuild --loglevel=error >/dev/null
+fi
 npx tsc -p tsconfig.json
 
 if (( want_test )); then

@@ -4,7 +4,7 @@
  * 'data' event is exactly one packet (one read() returns one record), `pause()` stops reading so a slow
  * client makes conmon block (backpressure all the way to the container), `end()` is shutdown(SHUT_WR).
  */
-import { closeSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 
@@ -41,4 +41,30 @@ export function connectSeqpacket(path: string): net.Socket {
     throw new Error(`cannot drive the attach socket ${path}: libuv error ${status}`);
   }
   return new net.Socket({ handle, readable: true, writable: true, allowHalfOpen: true } as net.SocketConstructorOpts);
+}
+
+const EAGAIN_CODES = new Set(['EAGAIN', 'EWOULDBLOCK']);
+
+/**
+ * Packets still queued in the kernel when libuv reported end-of-stream. libuv treats a hang-up after a short
+ * read as "drained", which is true for byte streams but not for SEQPACKET, where each read takes one packet:
+ * conmon's last packets before it closes would be lost. Read them synchronously (the fd is non-blocking).
+ */
+export function drainQueuedPackets(socket: net.Socket, bufferSize = 65536): Buffer[] {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (fd === undefined || fd < 0) return [];
+  const packets: Buffer[] = [];
+  const buf = Buffer.allocUnsafe(bufferSize);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (err) {
+      if (EAGAIN_CODES.has((err as NodeJS.ErrnoException).code ?? '')) break;
+      break;
+    }
+    if (n <= 0) break;
+    packets.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return packets;
 }
