@@ -6,9 +6,13 @@ import type { FastifyInstance } from 'fastify';
 import systemRoutes from './system.js';
 import libpodContainerRoutes from './libpod/containers.js';
 import libpodImageRoutes from './libpod/images.js';
+import compatContainerRoutes from './compat/containers.js';
+import compatImageRoutes from './compat/images.js';
 
 export async function registerRoutes(app: FastifyInstance): Promise<void> {
   await app.register(systemRoutes);
   await app.register(libpodContainerRoutes);
   await app.register(libpodImageRoutes);
+  await app.register(compatContainerRoutes);
+  await app.register(compatImageRoutes);
 }

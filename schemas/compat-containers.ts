@@ -324,3 +324,42 @@ export const dockerCreateQuerySchema = {
   type: 'object',
   properties: { name: str, platform: str },
 } as const;
+
+/** Docker's container.UpdateConfig (POST /containers/{id}/update): the resource fields plus RestartPolicy. */
+export type DockerUpdateBody = Pick<
+  DockerHostConfig,
+  | 'CpuShares' | 'Memory' | 'NanoCpus' | 'CgroupParent' | 'BlkioWeight' | 'CpuPeriod' | 'CpuQuota' | 'CpuRealtimePeriod'
+  | 'CpuRealtimeRuntime' | 'CpusetCpus' | 'CpusetMems' | 'MemoryReservation' | 'MemorySwap' | 'MemorySwappiness'
+  | 'OomKillDisable' | 'PidsLimit' | 'RestartPolicy' | 'Devices' | 'DeviceCgroupRules' | 'Ulimits'
+> & { KernelMemory?: number; KernelMemoryTCP?: number };
+
+const hostProps = hostConfigSchema.properties;
+
+export const dockerUpdateSchema = deepNullable({
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    CpuShares: hostProps.CpuShares,
+    Memory: hostProps.Memory,
+    NanoCpus: hostProps.NanoCpus,
+    CgroupParent: hostProps.CgroupParent,
+    BlkioWeight: hostProps.BlkioWeight,
+    CpuPeriod: hostProps.CpuPeriod,
+    CpuQuota: hostProps.CpuQuota,
+    CpuRealtimePeriod: hostProps.CpuRealtimePeriod,
+    CpuRealtimeRuntime: hostProps.CpuRealtimeRuntime,
+    CpusetCpus: hostProps.CpusetCpus,
+    CpusetMems: hostProps.CpusetMems,
+    MemoryReservation: hostProps.MemoryReservation,
+    MemorySwap: hostProps.MemorySwap,
+    MemorySwappiness: hostProps.MemorySwappiness,
+    KernelMemory: int,
+    KernelMemoryTCP: int,
+    OomKillDisable: hostProps.OomKillDisable,
+    PidsLimit: hostProps.PidsLimit,
+    RestartPolicy: hostProps.RestartPolicy,
+    Devices: hostProps.Devices,
+    DeviceCgroupRules: hostProps.DeviceCgroupRules,
+    Ulimits: hostProps.Ulimits,
+  },
+} as const);

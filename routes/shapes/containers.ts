@@ -309,8 +309,8 @@ export function libpodListEntry(c: Container, size?: { rw: number; rootFs: numbe
   };
 }
 
-/** Docker's ContainerJSON (GET /containers/{id}/json). */
-export function dockerInspect(c: Container, opts: { execIds?: string[] } = {}): Json {
+/** Docker's ContainerJSON (GET /containers/{id}/json), with Podman 4.3.1's compat choices where Docker's differ. */
+export function dockerInspect(c: Container, opts: { execIds?: string[]; sizeRw?: number; sizeRootFs?: number } = {}): Json {
   const { config, state } = c;
   const res = resources(c);
   const status = state.status === 'configured' ? 'created' : state.status === 'stopped' ? 'exited' : state.status;
@@ -344,13 +344,15 @@ export function dockerInspect(c: Container, opts: { execIds?: string[] } = {}): 
     MountLabel: '',
     ProcessLabel: '',
     AppArmorProfile: '',
-    ExecIDs: opts.execIds?.length ? opts.execIds : null,
+    ExecIDs: opts.execIds ?? [],
     HostConfig: {
       Binds: (config.spec.mounts ?? [])
         .filter((m) => (m.type ?? 'bind') === 'bind')
-        .map((m) => `${m.source}:${m.destination}${(m.options ?? []).includes('ro') ? ':ro' : ''}`),
+        .map((m) => `${m.source}:${m.destination}${(m.options ?? []).includes('ro') ? ':ro' : ''}`)
+        .sort(),
       ContainerIDFile: '',
-      LogConfig: { Type: config.logDriver, Config: {} },
+      // Docker knows k8s-file as json-file (Podman's compat inspect renames it the same way).
+      LogConfig: { Type: config.logDriver === 'k8s-file' ? 'json-file' : config.logDriver, Config: {} },
       NetworkMode: networkMode(c) === 'private' ? 'bridge' : networkMode(c),
       PortBindings: {},
       RestartPolicy: { Name: config.restartPolicy, MaximumRetryCount: config.restartRetries },
@@ -374,7 +376,7 @@ export function dockerInspect(c: Container, opts: { execIds?: string[] } = {}): 
       PublishAllPorts: false,
       ReadonlyRootfs: config.spec.read_only_filesystem ?? false,
       SecurityOpt: [],
-      UTSMode: '',
+      UTSMode: config.spec.utsns?.nsmode === 'host' ? 'host' : 'private',
       UsernsMode: '',
       ShmSize: config.spec.shm_size ?? 65536000,
       Runtime: 'runc',
@@ -391,6 +393,8 @@ export function dockerInspect(c: Container, opts: { execIds?: string[] } = {}): 
       Name: 'overlay',
       Data: { MergedDir: `${config.containerDir}/merged`, UpperDir: `${config.containerDir}/upper`, WorkDir: `${config.containerDir}/work` },
     },
+    ...(opts.sizeRw !== undefined ? { SizeRw: opts.sizeRw } : {}),
+    SizeRootFs: opts.sizeRootFs ?? 0,
     Mounts: mountsOf(c),
     Config: {
       Hostname: config.hostname,
@@ -436,8 +440,8 @@ export function dockerInspect(c: Container, opts: { execIds?: string[] } = {}): 
   };
 }
 
-/** Docker's container summary (GET /containers/json). */
-export function dockerListEntry(c: Container): Json {
+/** Docker's container summary (GET /containers/json); sizes only when asked (size=1). */
+export function dockerListEntry(c: Container, size?: { rw: number; rootFs: number }): Json {
   const { config, state } = c;
   const status = state.status === 'configured' ? 'created' : state.status === 'stopped' ? 'exited' : state.status;
   return {
@@ -448,6 +452,7 @@ export function dockerListEntry(c: Container): Json {
     Command: [config.path, ...config.args].join(' '),
     Created: Math.floor(Date.parse(config.created) / 1000),
     Ports: [],
+    ...(size ? { SizeRw: size.rw, SizeRootFs: size.rootFs } : {}),
     Labels: config.labels,
     State: status,
     Status: statusText(c),

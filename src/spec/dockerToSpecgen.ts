@@ -71,13 +71,17 @@ function networkMode(mode: string | undefined): { netns: Namespace; networks: st
   }
 }
 
-function resources(hc: DockerHostConfig): LinuxResources | undefined {
+/**
+ * Docker's resource fields → runtime-spec LinuxResources (undefined when none is set). At create time an unset
+ * swap limit becomes twice the memory limit, as on Podman's compat path; an update leaves swap alone unless asked.
+ */
+export function dockerResources(hc: DockerHostConfig, opts: { defaultSwap?: boolean } = { defaultSwap: true }): LinuxResources | undefined {
   const res: LinuxResources = {};
   const memory: NonNullable<LinuxResources['memory']> = {};
   if (hc.Memory && hc.Memory > 0) {
     memory.limit = hc.Memory;
-    // Podman's compat path: an unset swap becomes twice the memory limit.
-    memory.swap = hc.MemorySwap && hc.MemorySwap > 0 ? hc.MemorySwap : 2 * hc.Memory;
+    if (hc.MemorySwap && hc.MemorySwap > 0) memory.swap = hc.MemorySwap;
+    else if (opts.defaultSwap) memory.swap = 2 * hc.Memory;
   } else if (hc.MemorySwap && hc.MemorySwap > 0) {
     memory.swap = hc.MemorySwap;
   }
@@ -252,7 +256,7 @@ export function dockerToSpecgen(body: DockerCreateBody, opts: DockerConvertOptio
   if (volumes.length) spec.volumes = volumes;
   if (hc.VolumesFrom?.length) spec.volumes_from = [...hc.VolumesFrom];
 
-  const res = resources(hc);
+  const res = dockerResources(hc);
   if (res) spec.resource_limits = res;
   if (hc.CapAdd?.length) spec.cap_add = [...hc.CapAdd];
   if (hc.CapDrop?.length) spec.cap_drop = [...hc.CapDrop];
