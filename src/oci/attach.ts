@@ -1,15 +1,15 @@
 /**
  * Client side of conmon's attach socket (SOCK_SEQPACKET, `<bundle>/attach`).
  *
- * Node's `net` cannot open SEQPACKET sockets, so this uses node-unix-socket. Two limits of that library
- * shape the design:
+ * Node's `net` cannot open SEQPACKET sockets, so this uses node-unix-socket. Three properties of that
+ * library shape the design:
  *  - it reads every queued packet whenever the socket is readable and has no way to stop, so output cannot
  *    be held back in the kernel; packets are queued here until the consumer takes them, up to a byte cap;
  *  - it sends each write() as one message, so stdin is cut into messages conmon reads whole (≤ 32767 bytes;
- *    a longer SEQPACKET message would be truncated by conmon's recvfrom).
+ *    a longer SEQPACKET message would be truncated by conmon's recvfrom);
  *  - closing a socket from inside one of its own callbacks (a 'data' handler, a write callback) makes its
- *    native read loop hit EBADF with its emitter released, which aborts the process; every close here is
- *    therefore deferred to setImmediate.
+ *    native read loop hit EBADF with its emitter released, which aborts the process; every socket
+ *    operation here (write, shutdown, close) is therefore run from setImmediate.
  * (Wrapping the fd in a libuv stream instead would give pausing, but libuv treats POLLHUP after a short
  * read as EOF, which drops the packets still queued when conmon closes the socket at container exit.)
  */
@@ -112,7 +112,8 @@ class SeqpacketAttachConnection implements AttachConnection {
   private isClosed = false;
   private socketReleased = false;
   private socketDestroyed = false;
-  private readonly pendingWrites = new Set<{ reject: (err: Error) => void }>();
+  /** Operations waiting for a library callback that never comes once the socket is destroyed. */
+  private readonly pendingOps = new Set<{ fail: () => void }>();
 
   constructor(socket: SeqpacketSocket, opts: AttachOptions) {
     this.socket = socket;
@@ -151,7 +152,7 @@ class SeqpacketAttachConnection implements AttachConnection {
       this.socketDestroyed = true;
       this.socketReleased = true;
       this.isClosed = true;
-      this.failPendingWrites();
+      this.failPendingOps();
     });
   }
 
@@ -191,23 +192,17 @@ class SeqpacketAttachConnection implements AttachConnection {
     // Copied now: the caller may reuse its buffer before the deferred write runs.
     const buf = Buffer.from(data);
     return new Promise<void>((resolve, reject) => {
-      const pending = { reject };
-      this.pendingWrites.add(pending);
-      const settle = (err?: Error): void => {
-        if (!this.pendingWrites.delete(pending)) return;
-        if (err) reject(err);
-        else resolve();
-      };
+      const settle = this.track(resolve, () => reject(new Error('attach connection closed')));
       this.outsideCallbacks(() => {
         // Writes issued before close() still go out: the deferred destroy runs after them.
-        if (this.socketDestroyed) return settle(new Error('attach connection closed'));
+        if (this.socketDestroyed) return settle(false);
         for (let off = 0; off < buf.length; off += MAX_STDIN_MESSAGE) {
           const len = Math.min(MAX_STDIN_MESSAGE, buf.length - off);
           const last = off + len >= buf.length;
           // One write() is one SEQPACKET message; the callback fires once the kernel took it.
-          this.socket.write(buf, off, len, last ? () => settle() : undefined);
+          this.socket.write(buf, off, len, last ? () => settle(true) : undefined);
         }
-      }, settle);
+      }, () => settle(false));
     });
   }
 
@@ -215,12 +210,25 @@ class SeqpacketAttachConnection implements AttachConnection {
     if (this.isClosed || this.writeShutdown) return Promise.resolve();
     this.writeShutdown = true;
     return new Promise<void>((resolve) => {
+      // A connection that goes away meanwhile is as closed for writing as it gets: resolve either way.
+      const settle = this.track(resolve, resolve);
       // Queued behind earlier writes (setImmediate runs in order), then shutdown(SHUT_WR) once flushed.
       this.outsideCallbacks(() => {
-        if (this.socketDestroyed) return resolve();
-        this.socket.end(() => resolve());
-      }, () => resolve());
+        if (this.socketDestroyed) return settle(false);
+        this.socket.end(() => settle(true));
+      }, () => settle(false));
     });
+  }
+
+  /** Register an operation; the returned function settles it once (true = done, false = failed). */
+  private track(onDone: () => void, onFail: () => void): (ok: boolean) => void {
+    const op = { fail: onFail };
+    this.pendingOps.add(op);
+    return (ok) => {
+      if (!this.pendingOps.delete(op)) return;
+      if (ok) onDone();
+      else onFail();
+    };
   }
 
   /**
@@ -237,10 +245,11 @@ class SeqpacketAttachConnection implements AttachConnection {
     });
   }
 
-  /** Writes the library will never call back for once the socket is gone. */
-  private failPendingWrites(): void {
-    for (const pending of this.pendingWrites) pending.reject(new Error('attach connection closed'));
-    this.pendingWrites.clear();
+  /** Fail what the library will never call back for once the socket is gone. */
+  private failPendingOps(): void {
+    const ops = [...this.pendingOps];
+    this.pendingOps.clear();
+    for (const op of ops) op.fail();
   }
 
   /** Close the socket outside of the library's callbacks (see the file comment). */
@@ -251,7 +260,7 @@ class SeqpacketAttachConnection implements AttachConnection {
     setImmediate(() => {
       this.socketDestroyed = true;
       this.socket.destroy();
-      this.failPendingWrites();
+      this.failPendingOps();
     });
   }
 

@@ -138,12 +138,25 @@ export class ConmonRuntime implements OCIRuntime {
     const pid = current.pid;
     if (timeoutSec > 0) {
       if (!(await this.signalForStop(id, stopSignal, opts.all))) return;
+      // A frozen cgroup holds signals: thaw it so the processes can act on the one just sent.
+      if (current.status === 'paused') await this.thaw(id);
       if (await this.waitStopped(pid, id, opts.exitDir, timeoutSec * 1000)) return;
       this.logger.info({ id, timeoutSec, stopSignal }, 'container did not stop in time, sending SIGKILL');
     }
     if (!(await this.signalForStop(id, 9, opts.all))) return;
+    if (timeoutSec <= 0 && current.status === 'paused') await this.thaw(id);
     if (!(await this.waitStopped(pid, id, opts.exitDir, KILL_WAIT_MS))) {
       throw new InternalError(`timed out waiting for container ${id} to terminate after SIGKILL`);
+    }
+  }
+
+  /** Resume a container that is still paused (runc thaws by itself when it delivers SIGKILL). */
+  private async thaw(id: string): Promise<void> {
+    try {
+      await this.unpauseContainer(id);
+    } catch (err) {
+      const now = await this.state(id).catch(() => null);
+      if (now?.status === 'paused') throw err;
     }
   }
 

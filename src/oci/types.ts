@@ -180,7 +180,9 @@ export interface OCIRuntime {
   killContainer(id: string, signal: number, all?: boolean): Promise<void>;
   /**
    * Send stopSignal, wait up to timeoutSec for the container to exit, then SIGKILL and wait again (5 s).
-   * timeoutSec 0 kills at once. Returns when the container is stopped; throws if it survives SIGKILL.
+   * timeoutSec 0 kills at once. A paused container is thawed after the first signal so it can act on it.
+   * With opts.exitDir, returns once conmon wrote the exit file (readable right away). Throws if the container
+   * survives SIGKILL.
    */
   stopContainer(id: string, timeoutSec: number, stopSignal: number, opts?: StopOptions): Promise<void>;
   /** `runc delete --force`; a container runc does not know is not an error. */

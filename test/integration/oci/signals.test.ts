@@ -70,6 +70,19 @@ ctest('stop without an exit dir falls back to watching the pid; timeout 0 kills 
   await env.runtime.deleteContainer(spec.id);
 });
 
+ctest('stopping a paused container thaws it so it can handle the signal', async (t) => {
+  const spec = await startReady("trap 'exit 3' TERM; echo ready; while :; do sleep 0.1; done");
+  await env.runtime.pauseContainer(spec.id);
+  await env.runtime.stopContainer(spec.id, 10, 15, { exitDir: spec.exitDir });
+  t.equal((await env.runtime.readExitFile(spec.exitDir, spec.id))?.exitCode, 3);
+  const frozen = await startReady('echo ready; exec sleep 60');
+  await env.runtime.pauseContainer(frozen.id);
+  await env.runtime.stopContainer(frozen.id, 0, 15, { exitDir: frozen.exitDir });
+  t.equal((await env.runtime.readExitFile(frozen.exitDir, frozen.id))?.exitCode, 137, 'timeout 0 on a paused container');
+  await env.runtime.deleteContainer(spec.id);
+  await env.runtime.deleteContainer(frozen.id);
+});
+
 ctest('pause and unpause show in runc state; output resumes', async (t) => {
   const spec = env.newContainer({ args: ['sh', '-c', 'read line; echo got $line'], stdin: true });
   await env.runtime.createContainer(spec);
