@@ -25,11 +25,12 @@ if (( ${#missing[@]} )); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages: reinstall only when the lock file changed since the last install.
+# npm packages: install only when the lock file changed since the last install. (`npm install` rather than
+# `npm ci`: node-unix-socket declares platform packages that do not exist, which `npm ci` refuses.)
 stamp=node_modules/.podserve-lock-stamp
 if [[ ! -f "$stamp" ]] || ! cmp -s package-lock.json "$stamp"; then
-  echo "setup: npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error
+  echo "setup: npm install" >&2
+  npm install --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
 fi
 
