@@ -128,6 +128,34 @@ export class Engine {
     return { rw, rootFs: rw + this.imageStore.size(image.id) };
   }
 
+  /** Borrowers of the rootfs of stopped containers, mounted by withContainerRootfs (container id → count). */
+  private readonly rootfsBorrowers = new Map<string, number>();
+
+  /**
+   * Runs `use` with the container's root filesystem mounted (docker cp of a stopped container, export). A
+   * container that runs keeps its own mount; a stopped one is mounted for the call and unmounted after the last
+   * borrower, unless it was started meanwhile (its mount is then its own).
+   */
+  async withContainerRootfs<T>(nameOrId: string, use: (rootfs: string, c: Container) => Promise<T>): Promise<T> {
+    const c = this.containers.lookup(nameOrId);
+    if (c.state.mountPoint) return use(c.state.mountPoint, c);
+    const rootfs = await this.imageStore.mountRootfs(c.config.imageId, c.config.containerDir);
+    this.rootfsBorrowers.set(c.id, (this.rootfsBorrowers.get(c.id) ?? 0) + 1);
+    try {
+      return await use(rootfs, c);
+    } finally {
+      const left = (this.rootfsBorrowers.get(c.id) ?? 1) - 1;
+      if (left > 0) this.rootfsBorrowers.set(c.id, left);
+      else {
+        this.rootfsBorrowers.delete(c.id);
+        const now = this.containers.tryLookup(c.id);
+        if (now && !now.state.mountPoint) {
+          await this.imageStore.unmountRootfs(c.config.containerDir).catch((err) => this.logger.warn({ err, id: c.id }, 'unmounting a borrowed rootfs failed'));
+        }
+      }
+    }
+  }
+
   execIdsOf(containerId: string): string[] {
     return this.store.execsOf(containerId).map((e) => e.id);
   }
