@@ -8,6 +8,7 @@ import libpodContainerRoutes from './libpod/containers.js';
 import libpodImageRoutes from './libpod/images.js';
 import compatContainerRoutes from './compat/containers.js';
 import compatImageRoutes from './compat/images.js';
+import compatArchiveRoutes from './compat/archive.js';
 
 export async function registerRoutes(app: FastifyInstance): Promise<void> {
   await app.register(systemRoutes);
@@ -15,4 +16,5 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
   await app.register(libpodImageRoutes);
   await app.register(compatContainerRoutes);
   await app.register(compatImageRoutes);
+  await app.register(compatArchiveRoutes);
 }
