@@ -182,6 +182,13 @@ class Mutex {
   }
 }
 
+/** Now, in RFC 3339 with sub-millisecond digits and trailing zeros trimmed, as Go writes times. */
+function nowRfc3339Nano(): string {
+  const iso = new Date().toISOString();
+  const fraction = (iso.slice(20, 23) + String(process.hrtime.bigint() % 1_000_000n).padStart(6, '0')).replace(/0+$/, '');
+  return `${iso.slice(0, 19)}${fraction ? `.${fraction}` : ''}Z`;
+}
+
 function goArch(): string {
   switch (process.arch) {
     case 'x64':
@@ -947,7 +954,7 @@ export class ImageStore {
         staged.blobs.set(record.blob.digest, blobFile);
       }
 
-      const created = options.created ?? new Date().toISOString();
+      const created = options.created ?? nowRfc3339Nano();
       const config: ImageConfigFile = {
         created,
         architecture: options.architecture || goArch(),

@@ -140,3 +140,20 @@ t.test('docker-archive with several tags, or none', async (t) => {
   t.ok(entry!.dangling);
   t.same(entry!.record.names, []);
 });
+
+t.test('concurrent loads of the same image share one layer', async (t) => {
+  const { store, root } = await tempStore(t);
+  const results = await Promise.all([fx.dockerTar, fx.ociTar, fx.dockerTarGz, fx.ociTarGz].map((f) => store.load(createReadStream(f))));
+  for (const r of results) t.same(r.ids, [fx.id]);
+  t.equal(store.list().length, 1);
+  t.equal(store.info().layerCount, 1);
+  const tree = await listTree(root);
+  t.equal(tree.filter((l) => /^d layers\/[0-9a-f]{64} /.test(l)).length, 1);
+  t.same(tree.filter((l) => l.startsWith('d tmp/') || l.startsWith('f tmp/')), [], 'no staging left');
+  // A removal racing a load of the same layer: the load still ends with a complete image.
+  const [, loaded] = await Promise.all([store.remove('busybox'), store.load(createReadStream(fx.ociTar))]);
+  t.same(loaded.ids, [fx.id]);
+  const merged = await store.mountRootfs(fx.id, join(root, '..', 'ctr'));
+  t.ok((await readFile(join(merged, 'etc/passwd'), 'utf8')).startsWith('root:'), 'layer present after the race');
+  await store.unmountRootfs(join(root, '..', 'ctr'));
+});

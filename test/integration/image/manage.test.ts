@@ -215,3 +215,19 @@ t.test('parents, intermediate images, history, list shapes and prune', async (t)
   t.same(all.map((p) => p.id), [fx.id]);
   t.same(await readdir(join(root, 'layers')), [], 'all layers gone');
 });
+
+t.test('a layer pinned by a running load or save outlives the removal of its image', async (t) => {
+  const { store, root } = await tempStore(t);
+  await store.load(createReadStream(fx.dockerTar));
+  const internals = store as unknown as { pin(key: string): void; releasePins(keys: string[]): void };
+  internals.pin(`layer:${fx.diffId}`);
+  await store.remove('busybox');
+  t.equal(store.info().layerCount, 1, 'pinned layer kept');
+  t.ok((await readdir(join(root, 'layers'))).length === 1);
+  internals.releasePins([`layer:${fx.diffId}`]);
+  const blobs = join(root, 'blobs', 'sha256');
+  for (let i = 0; i < 200 && (store.info().layerCount > 0 || (await readdir(blobs)).length > 0); i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(store.info().layerCount, 0, 'collected once released');
+  t.same(await readdir(join(root, 'layers')), []);
+  t.same(await readdir(blobs), []);
+});
