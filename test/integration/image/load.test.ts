@@ -157,3 +157,75 @@ t.test('concurrent loads of the same image share one layer', async (t) => {
   t.ok((await readFile(join(merged, 'etc/passwd'), 'utf8')).startsWith('root:'), 'layer present after the race');
   await store.unmountRootfs(join(root, '..', 'ctr'));
 });
+
+t.test('docker-archive with gzip-compressed layers', async (t) => {
+  const { store } = await tempStore(t);
+  const { makeTar, dockerArchive, bufferStream } = await import('./helpers.js');
+  const layer = await makeTar([{ name: 'hello', data: 'world' }]);
+  const image = await dockerArchive([layer], { gzipLayers: true, repoTags: ['localhost/gz:1'] });
+  t.same(await store.load(bufferStream(image.archive)), { names: ['localhost/gz:1'], ids: [image.id] });
+  t.equal(await readFile(join(store.layerDiffDir(image.diffIds[0]!), 'hello'), 'utf8'), 'world');
+});
+
+t.test('OCI layouts as other tools write them: containerd names, nested indexes, no name', async (t) => {
+  const { makeTar, bufferStream, sha256 } = await import('./helpers.js');
+  const layer = await makeTar([{ name: 'f', data: 'oci' }]);
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
+      annotations: { 'org.example': 'yes' },
+    }),
+  );
+  const descriptor = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256(manifest), size: manifest.length };
+  const nested = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        { ...descriptor, digest: sha256('arm64 manifest we do not have'), platform: { architecture: 'arm64', os: 'linux' } },
+        { ...descriptor, platform: { architecture: 'amd64', os: 'linux' } },
+      ],
+    }),
+  );
+  const layout = (index: unknown): Promise<Buffer> =>
+    makeTar([
+      { name: 'oci-layout', data: '{"imageLayoutVersion":"1.0.0"}' },
+      { name: 'index.json', data: JSON.stringify(index) },
+      { name: `blobs/sha256/${sha256(layer).slice(7)}`, data: layer },
+      { name: `blobs/sha256/${sha256(config).slice(7)}`, data: config },
+      { name: `blobs/sha256/${sha256(manifest).slice(7)}`, data: manifest },
+      { name: `blobs/sha256/${sha256(nested).slice(7)}`, data: nested },
+      { name: 'manifest.json', data: '[]' }, // Docker 25 writes both; the OCI layout wins, as in podman
+    ]);
+  const id = sha256(config).slice(7);
+
+  const { store } = await tempStore(t);
+  const containerd = await store.load(
+    bufferStream(
+      await layout({
+        schemaVersion: 2,
+        manifests: [{ ...descriptor, annotations: { 'io.containerd.image.name': 'docker.io/library/foo:1', 'org.opencontainers.image.ref.name': '1' } }],
+      }),
+    ),
+  );
+  t.same(containerd, { names: ['docker.io/library/foo:1'], ids: [id] });
+  t.same(store.inspect('foo:1').Annotations, { 'org.example': 'yes' });
+
+  const { store: s2 } = await tempStore(t);
+  const multi = await s2.load(
+    bufferStream(
+      await layout({
+        schemaVersion: 2,
+        manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha256(nested), size: nested.length, annotations: { 'org.opencontainers.image.ref.name': 'quay.io/m/p:2' } }],
+      }),
+    ),
+  );
+  t.same(multi.ids, [id], 'the manifest for this platform is picked from a nested index');
+
+  const { store: s3 } = await tempStore(t);
+  t.same(await s3.load(bufferStream(await layout({ schemaVersion: 2, manifests: [descriptor] }))), { names: [`sha256:${id}`], ids: [id] });
+});
