@@ -71,6 +71,9 @@ const FOLLOW_CHUNK = 64 * 1024;
 const TAIL_BLOCK = 64 * 1024;
 /** After tail has its lines, how far back it keeps looking for `P` chunks that belong to them. */
 const TAIL_PREFIX_LOOKBACK = 1024 * 1024;
+/** conmon writes at most 8 KiB of text per line; anything far longer is not a log line and is skipped
+ *  rather than buffered. */
+const MAX_LINE_BYTES = 8 * 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Timestamps
@@ -547,12 +550,14 @@ interface TailStart {
  * so the forward parse can merge them. Holds one block plus one line in memory, never the file.
  */
 async function findTailStart(fh: FileHandle, size: number, lines: number): Promise<TailStart> {
+  if (lines === 0) return { offset: size, skip: 0 };
   let start = size; // offset of the earliest byte the forward parse must see
   let fScanned = 0; // F lines visited so far (walking backwards)
   let fAtStart = 0; // F lines in [start, EOF)
   let counted = 0; // F lines of the wanted window
   const open = [false, false, false]; // per stream: its earliest included record may begin earlier
   let quotaOffset = -1;
+  const done = (): TailStart => ({ offset: start, skip: fAtStart - counted });
 
   /** Returns false when the scan can stop. */
   const visit = (buf: Buffer, s: number, e: number, offset: number): boolean => {
@@ -565,47 +570,86 @@ async function findTailStart(fh: FileHandle, size: number, lines: number): Promi
       fAtStart = fScanned;
       open[stream] = true;
       if (!partial) counted++;
+      if (counted === lines) quotaOffset = offset;
       return true;
     }
-    if (quotaOffset < 0) quotaOffset = offset;
     if (!partial) {
       open[stream] = false;
     } else if (open[stream]) {
       start = offset;
       fAtStart = fScanned;
     }
-    return (open[1] || open[2]) && quotaOffset - offset <= TAIL_PREFIX_LOOKBACK;
+    return open[1] || open[2];
   };
 
   let end = size; // [0, end) not read yet
-  let lineHead: Buffer = Buffer.alloc(0); // bytes between `end` and the earliest newline seen so far
+  // The line being assembled: its bytes from `end` up to the newline after it, in file order.
+  let headParts: Buffer[] = [];
+  let headLength = 0;
   let sawNewline = false;
   while (end > 0) {
+    if (quotaOffset >= 0 && quotaOffset - end > TAIL_PREFIX_LOOKBACK) return done();
     const blockStart = Math.max(0, end - TAIL_BLOCK);
     const block = Buffer.allocUnsafe(end - blockStart);
     const { bytesRead } = await fh.read(block, 0, block.length, blockStart);
-    const buf = Buffer.concat([block.subarray(0, bytesRead), lineHead]);
-    let lineEnd = buf.length;
-    for (let nl = buf.lastIndexOf(NEWLINE, bytesRead - 1); nl >= 0; nl = nl > 0 ? buf.lastIndexOf(NEWLINE, nl - 1) : -1) {
+    const data = block.subarray(0, bytesRead);
+    let lineEnd = data.length; // exclusive end, within data, of the line continuing into headParts
+    for (let nl = data.lastIndexOf(NEWLINE); nl >= 0; nl = nl > 0 ? data.lastIndexOf(NEWLINE, nl - 1) : -1) {
+      const lineOffset = blockStart + nl + 1;
       if (!sawNewline) {
-        // Bytes after the file's last newline are an unfinished write: always parsed forward.
+        // Bytes after the file's last newline: a line still being written, or cut. Parsed forward.
         sawNewline = true;
-        start = blockStart + nl + 1;
-      } else if (!visit(buf, nl + 1, lineEnd, blockStart + nl + 1)) {
-        return { offset: start, skip: fAtStart - counted };
+        start = lineOffset;
       }
+      let keepGoing: boolean;
+      if (headLength === 0) {
+        keepGoing = visit(data, nl + 1, lineEnd, lineOffset);
+      } else {
+        const line = headLength > MAX_LINE_BYTES ? undefined : Buffer.concat([data.subarray(nl + 1, lineEnd), ...headParts]);
+        keepGoing = line === undefined || visit(line, 0, line.length, lineOffset);
+        headParts = [];
+        headLength = 0;
+      }
+      if (!keepGoing) return done();
       lineEnd = nl;
     }
-    lineHead = Buffer.from(buf.subarray(0, lineEnd));
+    if (lineEnd > 0 && headLength <= MAX_LINE_BYTES) headParts.unshift(data.subarray(0, lineEnd));
+    headLength += lineEnd;
     end = blockStart;
   }
   if (!sawNewline) return { offset: 0, skip: 0 };
-  if (lineHead.length > 0) visit(lineHead, 0, lineHead.length, 0); // the file's first line
-  return { offset: start, skip: fAtStart - counted };
+  if (headParts.length > 0 && headLength <= MAX_LINE_BYTES) {
+    const line = Buffer.concat(headParts); // the file's first line
+    visit(line, 0, line.length, 0);
+  }
+  return done();
 }
 
 // ---------------------------------------------------------------------------------------------
 // The reader
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Calls `fire` at the absolute time `atMs`; unlike a bare setTimeout, correct beyond 24.8 days. */
+export function timerAt(atMs: number, fire: () => void): { clear(): void } {
+  let handle: NodeJS.Timeout | undefined;
+  let cleared = false;
+  const arm = (): void => {
+    const delay = atMs - Date.now();
+    if (delay <= 0) {
+      if (!cleared) fire();
+      return;
+    }
+    handle = setTimeout(arm, Math.min(delay, MAX_TIMER_MS));
+  };
+  arm();
+  return {
+    clear: () => {
+      cleared = true;
+      clearTimeout(handle);
+    },
+  };
+}
 
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
@@ -629,6 +673,7 @@ export async function* readLogBatches(path: string, opts: ReadLogsOptions): Asyn
   let ino = -1;
   let offset = 0;
   let carry: Buffer = Buffer.alloc(0);
+  let discarding = false; // inside an over-long line: skip to its newline
   let firstOpen = true;
   let chunkSize = CATCH_UP_CHUNK;
 
@@ -643,13 +688,13 @@ export async function* readLogBatches(path: string, opts: ReadLogsOptions): Asyn
     w?.();
   };
   let watcher: FSWatcher | undefined;
-  let untilTimer: NodeJS.Timeout | undefined;
+  let untilTimer: { clear(): void } | undefined;
   const stopSignal = new AbortController();
 
   const release = (): void => {
     watcher?.close();
     watcher = undefined;
-    if (untilTimer !== undefined) clearTimeout(untilTimer);
+    untilTimer?.clear();
     untilTimer = undefined;
     stopSignal.abort();
     const handle = fh;
@@ -672,6 +717,7 @@ export async function* readLogBatches(path: string, opts: ReadLogsOptions): Asyn
       ino = info.ino;
       offset = 0;
       carry = Buffer.alloc(0);
+      discarding = false;
       if (firstOpen && tail >= 0) {
         const start = await findTailStart(handle, info.size, tail);
         offset = start.offset;
@@ -706,9 +752,23 @@ export async function* readLogBatches(path: string, opts: ReadLogsOptions): Asyn
       }
       offset += bytesRead;
       const valid = buf.subarray(0, carry.length + bytesRead);
+      let from = 0;
+      if (discarding) {
+        const nl = valid.indexOf(NEWLINE);
+        if (nl < 0) {
+          carry = Buffer.alloc(0);
+          continue;
+        }
+        discarding = false;
+        from = nl + 1;
+      }
       const batch: LogRecord[] = [];
-      const consumed = parser.parse(valid, 0, valid.length, batch);
+      const consumed = parser.parse(valid, from, valid.length, batch);
       carry = valid.subarray(consumed);
+      if (carry.length > MAX_LINE_BYTES) {
+        carry = Buffer.alloc(0);
+        discarding = true;
+      }
       if (batch.length > 0) yield batch;
       if (signal.aborted) return;
     }
@@ -734,6 +794,7 @@ export async function* readLogBatches(path: string, opts: ReadLogsOptions): Asyn
     } else if (info.size < offset) {
       offset = 0;
       carry = Buffer.alloc(0);
+      discarding = false;
     }
   };
 
@@ -759,10 +820,10 @@ export async function* readLogBatches(path: string, opts: ReadLogsOptions): Asyn
         // No directory to watch: nothing will be written; wait for the exit only.
       }
       if (opts.until !== undefined) {
-        untilTimer = setTimeout(() => {
+        untilTimer = timerAt(opts.until.getTime() + 1, () => {
           untilReached = true;
           wakeUp();
-        }, Math.max(0, opts.until.getTime() - Date.now()) + 1);
+        });
       }
       opts.waitExit(stopSignal.signal).then(
         () => {
