@@ -9,7 +9,7 @@ import { BadRequestError, NotFoundError, PodserveError } from '../../src/errors.
 import { toDockerImageInspect, toDockerListEntry, toHistoryResponse } from '../../src/engine/images.js';
 import { imageFilter } from '../shapes/image-filters.js';
 import { acceptRawBodies } from '../streaming.js';
-import { useCompatErrors } from './scope.js';
+import { replyHeaders, useCompatErrors } from './scope.js';
 
 const bool = { type: 'boolean' } as const;
 const str = { type: 'string' } as const;
@@ -37,6 +37,12 @@ export function loadedImageMessages(names: readonly string[]): string {
     .map((n) => JSON.stringify({ stream: n.startsWith('sha256:') ? `Loaded image ID: ${n}\n` : `Loaded image: ${n}\n` }))
     .map((line) => `${line}\n`)
     .join('');
+}
+
+/** fromImage plus tag, where the "tag" may be a digest (Podman's mergeNameAndTagOrDigest). */
+export function imageReference(name: string, tagOrDigest: string | undefined): string {
+  if (!tagOrDigest) return name;
+  return `${name}${/^[a-z0-9]+:[a-f0-9]{32,}$/.test(tagOrDigest) ? '@' : ':'}${tagOrDigest}`;
 }
 
 export default async function compatImageRoutes(app: FastifyInstance): Promise<void> {
@@ -107,16 +113,9 @@ export default async function compatImageRoutes(app: FastifyInstance): Promise<v
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const q = request.query;
-      if (q.fromImage) {
-        // Pulling from registries belongs to the image store, which cannot do it yet.
-        throw new PodserveError(
-          501,
-          'not implemented',
-          `pulling images is not supported by this podserve yet (fromImage=${q.fromImage}): load the image with POST /images/load`,
-        );
-      }
+      if (q.fromImage) return pull(reply, imageReference(q.fromImage, q.tag));
       if (!q.fromSrc) throw new BadRequestError('fromSrc or fromImage is required');
       if (q.fromSrc !== '-') throw new BadRequestError('importing from a URL is not supported: send the tarball as the request body with fromSrc=-');
       const [os, architecture, variant] = (q.platform ?? '').split('/');
@@ -133,6 +132,29 @@ export default async function compatImageRoutes(app: FastifyInstance): Promise<v
       return { status: id, progress: '', progressDetail: {}, id };
     },
   );
+
+  /**
+   * Docker's pull: 200 and JSON progress messages at once, the outcome (or the error, in-band as Docker's
+   * `error`/`errorDetail`) as the last message. Podman's compat pull always goes to the registry.
+   */
+  const pull = async (reply: FastifyReply, reference: string): Promise<FastifyReply> => {
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, { ...replyHeaders(reply), 'Content-Type': 'application/json' });
+    raw.flushHeaders();
+    const send = (message: Record<string, unknown>): void => {
+      if (!raw.destroyed) raw.write(`${JSON.stringify(message)}\n`);
+    };
+    try {
+      const id = await engine.pullImage(reference, 'always', (line) => send({ status: line.trimEnd(), progressDetail: {} }));
+      send({ status: 'Download complete', progressDetail: {}, id: id.slice(0, 12) });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      send({ progressDetail: {}, errorDetail: { message }, error: message });
+    }
+    raw.end();
+    return reply;
+  };
 
   const sendArchive = (reply: FastifyReply, names: string[]): FastifyReply => {
     for (const n of names) images.resolve(n); // a JSON 404 before the body starts

@@ -309,6 +309,10 @@ export function libpodListEntry(c: Container, size?: { rw: number; rootFs: numbe
   };
 }
 
+function dockerCapability(name: string): string {
+  return name.toUpperCase().replace(/^CAP_/, '');
+}
+
 /** Docker's ContainerJSON (GET /containers/{id}/json), with Podman 4.3.1's compat choices where Docker's differ. */
 export function dockerInspect(c: Container, opts: { execIds?: string[]; sizeRw?: number; sizeRootFs?: number } = {}): Json {
   const { config, state } = c;
@@ -359,8 +363,9 @@ export function dockerInspect(c: Container, opts: { execIds?: string[]; sizeRw?:
       AutoRemove: config.autoRemove,
       VolumeDriver: '',
       VolumesFrom: null,
-      CapAdd: config.spec.cap_add ?? [],
-      CapDrop: config.spec.cap_drop ?? [],
+      // Docker names capabilities without the CAP_ prefix (Podman's compat inspect strips it too).
+      CapAdd: (config.spec.cap_add ?? []).map(dockerCapability),
+      CapDrop: (config.spec.cap_drop ?? []).map(dockerCapability),
       CgroupnsMode: '',
       Dns: [],
       DnsOptions: [],
