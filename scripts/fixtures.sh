@@ -32,6 +32,16 @@ if all_present; then
 	exit 0
 fi
 
+# Test files run in parallel and may all arrive here at once: build under a lock, and look again
+# once we hold it (another run may have finished meanwhile). Mixing the outputs of two runs would
+# pair archives with the wrong image ID.
+mkdir -p "$DIR"
+exec 9>"$DIR/.lock"
+flock 9
+if all_present; then
+	exit 0
+fi
+
 [ -x "$BUSYBOX" ] || { echo "fixtures: $BUSYBOX missing (apt-get install busybox-static)" >&2; exit 1; }
 command -v podman >/dev/null || { echo "fixtures: podman missing (apt-get install podman)" >&2; exit 1; }
 
@@ -48,7 +58,6 @@ runtime = "runc"
 EOF
 fi
 
-mkdir -p "$DIR"
 WORK=$(mktemp -d /tmp/pfx.XXXXXX)
 cleanup() {
 	# A private overlay store can leave mounts behind; unmount them before removing the tree.

@@ -21,7 +21,7 @@ import { createReadStream } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { BadRequestError, ConflictError, InternalError, NotFoundError, PodserveError, Sentinel, noSuchImage } from '../errors.js';
+import { BadRequestError, ConflictError, InternalError, PodserveError, Sentinel, noSuchImage } from '../errors.js';
 import { asArchiveError, cleanMemberPath, decompressed, detectCompression, peek, resolveMember, spoolArchive, type SpooledArchive, type SpooledFile } from './archive.js';
 import { applyChanges } from './changes.js';
 import { digestHex, isSha256Digest, sha256Digest, Sha256Counter } from './digest.js';
@@ -38,7 +38,6 @@ import {
   isShortName,
   tagNameOnly,
   stripTagIfDigested,
-  ReferenceError,
 } from './reference.js';
 import { RelationIndex } from './relations.js';
 import { writeDockerArchive, writeOciArchive, type SaveImage } from './save.js';
