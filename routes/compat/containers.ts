@@ -22,6 +22,16 @@ const isActive = (c: Container | undefined): boolean => c?.state.status === 'run
 export default async function compatContainerRoutes(app: FastifyInstance): Promise<void> {
   const engine = app.engine;
   useCompatErrors(app);
+  // Docker's bodies are JSON whatever the client labels them (Podman decodes them regardless of Content-Type).
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text) as unknown);
+    } catch (err) {
+      done(new BadRequestError(`invalid JSON body: ${(err as Error).message}`), undefined);
+    }
+  });
 
   const noContent = async (reply: FastifyReply, work: Promise<unknown>): Promise<FastifyReply> => {
     await work;

@@ -128,6 +128,16 @@ t.test('status codes and bodies of the lifecycle endpoints', async (t) => {
   const again = await d.request('POST', `${V}/containers/create?name=codes`, { Image: 'busybox', Cmd: ['true'] });
   t.equal(again.status, 409, 'a name in use is a conflict');
 
+  // A JSON body labelled otherwise (curl -d) is still decoded, as Podman does.
+  const unlabelled = await d.request('POST', `${V}/containers/create`, JSON.stringify({ Image: 'busybox', Cmd: ['true'] }), {
+    'Content-Type': 'application/x-www-form-urlencoded',
+  });
+  t.equal(unlabelled.status, 201);
+  const update = await d.request('POST', `${V}/containers/${unlabelled.json().Id}/update`, { Memory: 32 * 1024 * 1024, RestartPolicy: { Name: 'always' } });
+  t.equal(update.status, 200);
+  t.match(update.json(), { Warnings: [/restart policy/] });
+  t.equal((await d.request('DELETE', `${V}/containers/${unlabelled.json().Id}`)).status, 204);
+
   const noSuch = await d.request('POST', `${V}/containers/nope/start`);
   t.equal(noSuch.status, 404);
   t.same(noSuch.json(), { cause: 'no such container', message: 'no container with name or ID "nope" found: no such container', response: 404 });
