@@ -38,6 +38,8 @@ async function collect(path: string, o: ReadLogsOptions): Promise<LogRecord[]> {
   return out;
 }
 
+const fdCount = (): number => readdirSync('/proc/self/fd').length;
+
 /** "1F:text" / "2P:text": compact view of records for assertions. */
 const show = (recs: LogRecord[]): string[] => recs.map((r) => `${r.stream}${r.partial ? 'P' : 'F'}:${r.data.toString()}`);
 
@@ -311,6 +313,32 @@ t.test('follow: reads appended lines, stops after the final read when the contai
   t.equal(ctr.listeners(), 0, 'exit listener released');
 });
 
+t.test('follow: tail=0 skips history; a consumer that breaks out releases everything', async (t) => {
+  const dir = tmpDir(t);
+  const path = join(dir, 'ctr.log');
+  writeFileSync(path, `${TS(1)} stdout F old 1\n${TS(1)} stdout F old 2\n`);
+  const ctr = fakeContainer();
+  await sleep(20);
+  const fdsBefore = fdCount();
+  const got: string[] = [];
+  const reading = (async () => {
+    for await (const rec of readLogs(path, opts({ follow: true, tail: 0, isRunning: ctr.isRunning, waitExit: ctr.waitExit }))) {
+      got.push(rec.data.toString());
+      if (got.length === 2) break;
+    }
+  })();
+  await sleep(50);
+  t.same(got, [], 'nothing from before');
+  appendFileSync(path, `${TS(2)} stdout F new 1\n`);
+  await waitFor(() => got.length === 1);
+  appendFileSync(path, `${TS(3)} stdout F new 2\n${TS(3)} stdout F new 3\n`);
+  await reading;
+  t.same(got, ['new 1', 'new 2']);
+  await waitFor(() => fdCount() === fdsBefore && ctr.listeners() === 0).catch(() => undefined);
+  t.equal(fdCount(), fdsBefore, 'file closed after break');
+  t.equal(ctr.listeners(), 0, 'exit listener released after break');
+});
+
 t.test('follow on a stopped container ends at EOF', async (t) => {
   const dir = tmpDir(t);
   const path = join(dir, 'ctr.log');
@@ -362,7 +390,6 @@ t.test('follow with until ends when the time passes', async (t) => {
   t.equal(ctr.listeners(), 0);
 });
 
-const fdCount = (): number => readdirSync('/proc/self/fd').length;
 const resourceCount = (): number => process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap' && r !== 'Timeout').length;
 
 t.test('2000 aborted follows leak neither fds, watchers nor listeners', async (t) => {
