@@ -318,15 +318,7 @@ export class ConmonRuntime implements OCIRuntime {
 
   /** Leave nothing behind after a failed create: no runtime state, no monitor. */
   private async cleanupFailedCreate(id: string, conmonPidFile: string): Promise<void> {
-    const conmonPid = await readPidFile(conmonPidFile).catch(() => null);
-    if (conmonPid !== null && (await this.conmonAlive(conmonPid))) {
-      try {
-        process.kill(conmonPid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-      await waitPidExit(conmonPid, KILL_WAIT_MS, 20);
-    }
+    await this.killMonitor(conmonPidFile);
     await this.deleteContainer(id).catch((err: unknown) => this.logger.warn({ err, id }, 'cleanup after failed create'));
   }
 
@@ -373,7 +365,11 @@ export class ConmonRuntime implements OCIRuntime {
     const ociLog = join(dir, 'oci-log');
     await Promise.all([pidFile, conmonPidFile, ociLog, exitFilePath(exitDir, ctr.id)].map((f) => rm(f, { force: true })));
     const processSpec = join(dir, `exec-process-${randomBytes(6).toString('hex')}`);
-    await writeFile(processSpec, JSON.stringify({ ...session.process, terminal: session.terminal }), { mode: 0o644 });
+    const processJson: Record<string, unknown> = { ...session.process, terminal: session.terminal };
+    if (session.terminal && session.consoleSize) {
+      processJson.consoleSize = { height: session.consoleSize.height, width: session.consoleSize.width };
+    }
+    await writeFile(processSpec, JSON.stringify(processJson), { mode: 0o644 });
 
     const args = execConmonArgs({
       ctrId: ctr.id,
@@ -418,13 +414,23 @@ export class ConmonRuntime implements OCIRuntime {
     }
   }
 
+  /**
+   * Kill a conmon monitor together with the child it forked to run the runtime. That child may still be
+   * waiting for the exec start byte, and it takes EOF on the start pipe as "go"; its parent-death signal
+   * does not cover a child that had not set it up yet. The monitor leads its own process group (setsid),
+   * so signalling the group reaches both. Containers are not in it (runc gives them their own session).
+   */
   private async killMonitor(conmonPidFile: string): Promise<void> {
     const pid = await readPidFile(conmonPidFile).catch(() => null);
     if (pid === null || !(await this.conmonAlive(pid))) return;
     try {
-      process.kill(pid, 'SIGKILL');
+      process.kill(-pid, 'SIGKILL');
     } catch {
-      return;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        return;
+      }
     }
     await waitPidExit(pid, KILL_WAIT_MS, 20);
   }

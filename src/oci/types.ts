@@ -132,6 +132,12 @@ export interface ExecSessionSpec {
   /** OCI `process` object for `runc exec --process` (args, env, cwd, user, capabilities…). `terminal` is forced to match. */
   process: Record<string, unknown>;
   terminal: boolean;
+  /**
+   * Initial terminal size, written into the process spec (`consoleSize`) so runc sizes the pty before the
+   * process runs. A resize through `ctl` in preStart is not enough: conmon applies it only once the pty
+   * exists, which races with the process's first look at its size.
+   */
+  consoleSize?: { height: number; width: number };
   /** Open the process's stdin to attach clients (conmon -i). */
   attachStdin: boolean;
   /** Do not connect to the attach socket; the result's `attach` is null. */

@@ -72,24 +72,50 @@ etest('exec -i: stdin to cat, closeWrite ends it', async (t) => {
   t.equal(await env.runtime.readExecExitCode(bundleDir, ctr.id, 5000), 0);
 });
 
-etest('exec with a TTY: size set in preStart is seen by the process', async (t) => {
+etest('exec with a TTY: consoleSize is there from the start, execResize changes it', async (t) => {
   const bundleDir = sessionDir();
   const { attach } = await env.runtime.execContainer(
     { id: ctr.id },
     {
       sessionId: 'sess3',
       bundleDir,
-      process: process(['sh', '-c', 'stty size; echo err >&2']),
+      process: process(['sh', '-c', 'stty size; stty -echo; echo err >&2; read x; stty size']),
       terminal: true,
-      attachStdin: false,
-      preStart: async () => {
-        await env.runtime.execResize(bundleDir, 25, 90);
-      },
+      consoleSize: { height: 25, width: 90 },
+      attachStdin: true,
     },
   );
-  const got = await collect(attach!);
-  t.ok(got.packets.every((p) => p.pipe === 2), 'single stream');
-  t.equal(got.stdout, '25 90\r\nerr\r\n');
+  let seen = '';
+  attach!.packets.on('data', (p: { pipe: number; data: Buffer }) => {
+    t.equal(p.pipe, 2, 'single stream');
+    seen += p.data.toString();
+  });
+  const ended = new Promise((resolve) => attach!.packets.once('end', resolve));
+  while (!seen.includes('err')) await new Promise((r) => setTimeout(r, 10));
+  await env.runtime.execResize(bundleDir, 33, 111);
+  await new Promise((r) => setTimeout(r, 100));
+  await attach!.write(Buffer.from('\r'));
+  await ended;
+  t.equal(seen, '25 90\r\nerr\r\n33 111\r\n');
+  t.equal(await env.runtime.readExecExitCode(bundleDir, ctr.id, 5000), 0);
+});
+
+etest('exec -it: stdin through the session\'s terminal', async (t) => {
+  const bundleDir = sessionDir();
+  const { attach } = await env.runtime.execContainer(
+    { id: ctr.id },
+    {
+      sessionId: 'sess3b',
+      bundleDir,
+      process: process(['sh', '-c', 'stty -echo; read x; echo "[$x]"']),
+      terminal: true,
+      attachStdin: true,
+    },
+  );
+  const output = collect(attach!);
+  await new Promise((r) => setTimeout(r, 100));
+  await attach!.write(Buffer.from('typed\r'));
+  t.match((await output).stdout, /\[typed\]\r\n$/);
   t.equal(await env.runtime.readExecExitCode(bundleDir, ctr.id, 5000), 0);
 });
 

@@ -139,7 +139,11 @@ export function makeTestEnv(): TestEnv {
   };
 }
 
-/** PIDs of conmon processes whose command line mentions `marker` (a test directory). */
+/**
+ * PIDs of conmon processes whose command line mentions `marker` (a test directory). A conmon in the middle
+ * of exiting has already lost its command line but may still hold its files (ctl, attach): it is counted
+ * too, whoever it belongs to, until it is a zombie.
+ */
 export function conmonPidsUnder(marker: string): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
@@ -148,6 +152,11 @@ export function conmonPidsUnder(marker: string): number[] {
       if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'conmon') continue;
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
       if (cmdline.includes(marker)) pids.push(Number(entry));
+      else if (cmdline === '') {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        if (state !== 'Z' && state !== 'X') pids.push(Number(entry));
+      }
     } catch {
       // exited meanwhile
     }

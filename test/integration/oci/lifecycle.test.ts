@@ -176,3 +176,20 @@ ctest('stdin backpressure: writes wait while the container does not read; close(
   t.equal((await env.runtime.readExitFile(spec.exitDir, spec.id))?.exitCode, 137);
   await env.runtime.deleteContainer(spec.id);
 });
+
+ctest('conmon runs the exit command with its arguments after the exit file', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const marker = join(env.dir, 'exit-command-ran');
+  const spec = env.newContainer({ args: ['sh', '-c', 'exit 4'] });
+  spec.exitCommand = ['/bin/sh', '-c', `cat "$1/$2" > ${marker}.tmp; echo " $2 $3" >> ${marker}.tmp; mv ${marker}.tmp ${marker}`, 'sh', spec.exitDir, spec.id, 'a b'];
+  await env.runtime.createContainer(spec);
+  await env.runtime.startContainer(spec.id);
+  let content: string | undefined;
+  for (let i = 0; i < 100 && content === undefined; i++) {
+    content = await readFile(marker, 'utf8').catch(() => undefined);
+    if (content === undefined) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(content, `4 ${spec.id} a b\n`, 'exit command saw the exit file and its arguments');
+  await env.runtime.deleteContainer(spec.id);
+});

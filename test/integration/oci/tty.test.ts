@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { collect, leakCheckedTest, makeTestEnv, type TestEnv } from './helpers.js';
+import { collect, leakCheckedTest, makeTestEnv, waitNoConmon, type TestEnv } from './helpers.js';
 
 let env: TestEnv;
 t.before(() => {
@@ -52,11 +52,10 @@ ctest('resize of a container whose conmon is gone fails quickly', async (t) => {
   await env.runtime.createContainer(spec);
   await env.runtime.startContainer(spec.id);
   await env.runtime.waitExitFile(spec.exitDir, spec.id, 10_000);
-  const { waitNoConmon } = await import('./helpers.js');
-  await waitNoConmon(env.dir);
+  t.same(await waitNoConmon(env.dir), [], 'conmon exited');
   const started = Date.now();
   const err = await env.runtime.attachResize(spec.bundleDir, 10, 10).then(() => null, (e: unknown) => e);
-  t.match(err, { status: 500, message: /ctl/ });
+  t.match(err, { status: 500, message: /ctl/ }, `resize refused: ${String(err)}`);
   t.ok(Date.now() - started < 3000, 'bounded retry');
   await env.runtime.deleteContainer(spec.id);
 });
