@@ -128,7 +128,15 @@ export class ContainerManager {
       }
       if (!ACTIVE.includes(current.state.status)) return;
       const exit = await this.deps.oci.readExitFile(this.exitDir, c.id);
-      const runtime = await this.deps.oci.state(c.id).catch(() => null);
+      let runtime;
+      try {
+        runtime = exit ? null : await this.deps.oci.state(c.id);
+      } catch (err) {
+        // Not knowing is not "gone": finalizing would `runc delete --force` a live container. Leave it as
+        // stored; its exit file or the next start-up settles it.
+        this.log.warn({ err, id: c.id }, 'cannot read the runtime state during recovery; keeping the stored state');
+        return;
+      }
       if (exit || !runtime || runtime.status === 'stopped') {
         this.log.info({ id: c.id, exit: exit?.exitCode }, 'container exited while the daemon was away');
         await this.finalizeExit(current, exit?.exitCode, exit?.finishedAt);
