@@ -309,6 +309,11 @@ export function libpodListEntry(c: Container, size?: { rw: number; rootFs: numbe
   };
 }
 
+function cpuset(c: Container): { cpus: string; mems: string } {
+  const cpu = (c.config.spec.resource_limits as { cpu?: { cpus?: string; mems?: string } } | undefined)?.cpu;
+  return { cpus: cpu?.cpus ?? '', mems: cpu?.mems ?? '' };
+}
+
 function dockerCapability(name: string): string {
   return name.toUpperCase().replace(/^CAP_/, '');
 }
@@ -335,6 +340,8 @@ export function dockerInspect(c: Container, opts: { execIds?: string[]; sizeRw?:
       Error: state.error,
       StartedAt: state.startedAt,
       FinishedAt: state.finishedAt,
+      // Podman's compat inspect always carries the (empty) health state.
+      Health: { Status: '', FailingStreak: 0, Log: null },
     },
     Image: `sha256:${config.imageId}`,
     ResolvConfPath: `${config.runDir}/resolv.conf`,
@@ -390,13 +397,39 @@ export function dockerInspect(c: Container, opts: { execIds?: string[]; sizeRw?:
       ...res,
       CgroupParent: '',
       BlkioWeight: 0,
+      BlkioWeightDevice: null,
+      BlkioDeviceReadBps: null,
+      BlkioDeviceWriteBps: null,
+      BlkioDeviceReadIOps: null,
+      BlkioDeviceWriteIOps: null,
+      CpuRealtimePeriod: 0,
+      CpuRealtimeRuntime: 0,
+      CpusetCpus: cpuset(c).cpus,
+      CpusetMems: cpuset(c).mems,
       Devices: [],
+      DeviceCgroupRules: null,
+      DeviceRequests: null,
+      KernelMemory: 0,
+      KernelMemoryTCP: 0,
+      MemorySwappiness: 0,
+      OomKillDisable: false,
       Ulimits: ulimits(c),
+      CpuCount: 0,
+      CpuPercent: 0,
+      IOMaximumIOps: 0,
+      IOMaximumBandwidth: 0,
+      MaskedPaths: null,
+      ReadonlyPaths: null,
       Init: config.spec.init ?? false,
     },
     GraphDriver: {
       Name: 'overlay',
-      Data: { MergedDir: `${config.containerDir}/merged`, UpperDir: `${config.containerDir}/upper`, WorkDir: `${config.containerDir}/work` },
+      // As Podman: the merged directory only while the rootfs is mounted.
+      Data: {
+        ...(state.mountPoint ? { MergedDir: state.mountPoint } : {}),
+        UpperDir: `${config.containerDir}/upper`,
+        WorkDir: `${config.containerDir}/work`,
+      },
     },
     ...(opts.sizeRw !== undefined ? { SizeRw: opts.sizeRw } : {}),
     SizeRootFs: opts.sizeRootFs ?? 0,
