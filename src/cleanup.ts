@@ -5,7 +5,11 @@
  * it. When nothing answers, the exit is handled here: the engine opens, recovery records every exit that
  * happened meanwhile and applies restart policies and auto-removal, and the process ends.
  */
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { request } from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { DaemonConfig } from './config.js';
 import { Engine } from './engine/engine.js';
 import { createLogger } from './logger.js';
@@ -23,6 +27,48 @@ function daemonAnswers(uri: string): Promise<boolean> {
   });
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Several containers can exit at once, each running its own cleanup: only one at a time may reconcile, or
+ * two would apply the same restart policy. A lock file holding the owner's pid; a dead owner's lock is taken
+ * over. (This path only runs while no daemon is up, so a short retry loop is fine here.)
+ */
+async function withCleanupLock<T>(runRoot: string, work: () => Promise<T>): Promise<T> {
+  await mkdir(runRoot, { recursive: true, mode: 0o700 });
+  const path = join(runRoot, 'cleanup.lock');
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      const fd = openSync(path, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(readFileSync(path, 'utf8').trim() || '0');
+      if (!owner || !processAlive(owner)) {
+        unlinkSync(path);
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`cleanup lock ${path} held by pid ${owner} for too long`);
+      await delay(50);
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    unlinkSync(path);
+  }
+}
+
 export async function runCleanup(config: DaemonConfig, containerId: string): Promise<void> {
   const logger = createLogger(config.logLevel);
   if (await daemonAnswers(config.uri)) {
@@ -30,7 +76,9 @@ export async function runCleanup(config: DaemonConfig, containerId: string): Pro
     return;
   }
   logger.info({ containerId }, 'no daemon: recording the exit here');
-  const engine = await Engine.open(config, logger);
-  await engine.close();
+  await withCleanupLock(config.runRoot, async () => {
+    const engine = await Engine.open(config, logger);
+    await engine.close();
+  });
   logger.flush();
 }
