@@ -1,25 +1,27 @@
 /**
- * Client side of conmon's attach socket (SOCK_SEQPACKET, `<bundle>/attach`).
+ * Client side of conmon's attach socket (SOCK_SEQPACKET, `<bundle>/attach`). Two transports, one contract:
  *
- * Node's `net` cannot open SEQPACKET sockets, so this uses node-unix-socket. Three properties of that
- * library shape the design:
- *  - it reads every queued packet whenever the socket is readable and has no way to stop, so output cannot
- *    be held back in the kernel; packets are queued here until the consumer takes them, up to a byte cap;
- *  - it sends each write() as one message, so stdin is cut into messages conmon reads whole (≤ 32767 bytes;
- *    a longer SEQPACKET message would be truncated by conmon's recvfrom);
- *  - closing a socket from inside one of its own callbacks (a 'data' handler, a write callback) makes its
- *    native read loop hit EBADF with its emitter released, which aborts the process; every socket
- *    operation here (write, shutdown, close) is therefore run from setImmediate.
- * (Wrapping the fd in a libuv stream instead would give pausing, but libuv treats POLLHUP after a short
- * read as EOF, which drops the packets still queued when conmon closes the socket at container exit.)
+ * - 'native' (preferred): the fd comes from our small addon (./seqpacket.ts) and Node drives it as a stream.
+ *   Each 'data' event is one packet, pausing stops reading so conmon blocks on a slow consumer (backpressure
+ *   down to the container), end() is shutdown(SHUT_WR). Packets still queued when conmon hangs up are
+ *   drained by hand, since libuv takes a hang-up after a short read for end-of-stream.
+ * - 'node-unix-socket' (fallback when the addon is not built): that library reads every queued packet
+ *   whenever the socket is readable and cannot stop, so output waits in memory up to a byte cap; and closing
+ *   one of its sockets from inside its own callbacks aborts the process (the native read loop hits EBADF with
+ *   its emitter released), so every socket operation on it runs from setImmediate.
+ *
+ * Either way stdin is cut into messages of at most 32767 bytes, the most conmon reads per message (a longer
+ * SEQPACKET message would be truncated by its recvfrom), and written one at a time.
  */
 import { openSync, closeSync, constants as fsConstants } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import unixSocket from 'node-unix-socket';
 import type { Logger } from 'pino';
 import { InternalError } from '../errors.js';
+import { connectSeqpacket, drainQueuedPackets } from './seqpacket.js';
 import type { AttachConnection, AttachPacket } from './types.js';
 
 type SeqpacketSocket = InstanceType<typeof unixSocket.SeqpacketSocket>;
@@ -33,17 +35,48 @@ export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
 /** Object-mode high-water mark of `packets` (packets, not bytes). */
 const PACKET_HIGH_WATER_MARK = 16;
 
+export type AttachTransport = 'native' | 'node-unix-socket';
+
 export interface AttachOptions {
-  /** Destroy `packets` with an error once this many output bytes wait for the consumer. */
+  /** node-unix-socket transport only: destroy `packets` with an error once this many output bytes wait. */
   maxQueuedBytes?: number;
   logger?: Logger;
+  /** Force a transport (tests); default: native, or node-unix-socket when the addon cannot be loaded. */
+  transport?: AttachTransport;
+}
+
+let nativeUnavailable: string | undefined;
+
+/** Connect to conmon's attach socket at any path length. Failures are InternalErrors naming the path. */
+export async function connectAttachSocket(socketPath: string, opts: AttachOptions = {}): Promise<AttachConnection> {
+  const transport = opts.transport ?? (nativeUnavailable === undefined ? 'native' : 'node-unix-socket');
+  if (transport === 'native') {
+    let socket: Socket;
+    try {
+      socket = connectSeqpacket(socketPath);
+    } catch (err) {
+      if (opts.transport === undefined && isAddonLoadError(err)) {
+        nativeUnavailable = errorText(err);
+        opts.logger?.warn({ err }, 'native SEQPACKET addon unavailable; attach falls back to node-unix-socket (no backpressure)');
+        return connectAttachSocket(socketPath, { ...opts, transport: 'node-unix-socket' });
+      }
+      throw new InternalError(`failed to connect to container's attach socket: ${socketPath}: ${errorText(err)}`);
+    }
+    return new StreamAttachConnection(socket, opts);
+  }
+  return connectWithNodeUnixSocket(socketPath, opts);
+}
+
+function isAddonLoadError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'MODULE_NOT_FOUND' || code === 'ERR_DLOPEN_FAILED';
 }
 
 /**
- * Connect to a SEQPACKET socket at any path length. The parent directory is opened and the socket is
- * addressed as /proc/self/fd/<dirfd>/<name>, which always fits in sun_path (108 bytes).
+ * The node-unix-socket transport. The parent directory is opened and the socket is addressed as
+ * /proc/self/fd/<dirfd>/<name>, which always fits in sun_path (108 bytes).
  */
-export async function connectAttachSocket(socketPath: string, opts: AttachOptions = {}): Promise<AttachConnection> {
+async function connectWithNodeUnixSocket(socketPath: string, opts: AttachOptions): Promise<AttachConnection> {
   let dirFd: number | undefined;
   try {
     dirFd = openSync(dirname(socketPath), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
@@ -268,6 +301,113 @@ class SeqpacketAttachConnection implements AttachConnection {
     this.releaseSocket();
     this.queue.length = 0;
     this.queuedBytes = 0;
+    if (!this.packets.destroyed && !this.eofPushed) this.packets.destroy();
+  }
+}
+
+/**
+ * Attach connection over a libuv-driven SEQPACKET stream (native transport). Backpressure is the stream's:
+ * when `packets` is full the socket is paused, libuv stops reading and conmon's blocking writes wait.
+ */
+class StreamAttachConnection implements AttachConnection {
+  readonly packets: Readable;
+  private readonly socket: Socket;
+  private readonly logger?: Logger;
+  /** Serialises writes: one SEQPACKET message in flight, so Node never merges chunks into one writev. */
+  private writeChain: Promise<void> = Promise.resolve();
+  private writeShutdown = false;
+  private isClosed = false;
+  private eofPushed = false;
+
+  constructor(socket: Socket, opts: AttachOptions) {
+    this.socket = socket;
+    this.logger = opts.logger;
+    this.packets = new Readable({
+      objectMode: true,
+      highWaterMark: PACKET_HIGH_WATER_MARK,
+      read: () => {
+        if (!this.isClosed) socket.resume();
+      },
+      destroy: (err, callback) => {
+        this.close();
+        callback(err);
+      },
+    });
+    // See SeqpacketAttachConnection: an unconsumed failing connection must not crash the daemon.
+    this.packets.on('error', (err) => this.logger?.debug({ err }, 'attach connection failed'));
+    socket.on('data', (buf: Buffer) => {
+      if (!this.deliver(buf)) socket.pause();
+    });
+    socket.on('end', () => {
+      // conmon hung up (the process exited, output drained). What libuv did not read is still queued.
+      for (const buf of drainQueuedPackets(socket)) this.deliver(buf);
+      this.eofPushed = true;
+      if (!this.packets.destroyed) this.packets.push(null);
+      this.isClosed = true;
+      socket.destroy();
+    });
+    socket.on('error', (err: Error) => {
+      this.isClosed = true;
+      if (!this.packets.destroyed && !this.eofPushed) this.packets.destroy(err);
+    });
+    socket.on('close', () => {
+      this.isClosed = true;
+    });
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Hand one packet to the consumer; false when `packets` is full. */
+  private deliver(buf: Buffer): boolean {
+    if (buf.length === 0 || this.packets.destroyed || this.eofPushed) return true;
+    return this.packets.push({ pipe: buf[0] as number, data: buf.subarray(1) });
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    if (this.isClosed || this.writeShutdown) {
+      return Promise.reject(new Error('attach connection is closed for writing'));
+    }
+    if (data.byteLength === 0) return Promise.resolve();
+    const buf = Buffer.from(data);
+    const run = async (): Promise<void> => {
+      for (let off = 0; off < buf.length; off += MAX_STDIN_MESSAGE) {
+        await this.writeMessage(buf.subarray(off, Math.min(buf.length, off + MAX_STDIN_MESSAGE)));
+      }
+    };
+    const result = this.writeChain.then(run);
+    // The chain itself must survive a failed write so later calls report their own outcome.
+    this.writeChain = result.catch(() => undefined);
+    return result;
+  }
+
+  private writeMessage(chunk: Buffer): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.socket.destroyed) return reject(new Error('attach connection closed'));
+      this.socket.write(chunk, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  closeWrite(): Promise<void> {
+    if (this.isClosed || this.writeShutdown) return Promise.resolve();
+    this.writeShutdown = true;
+    const result = this.writeChain.then(
+      () =>
+        new Promise<void>((resolve) => {
+          if (this.socket.destroyed) return resolve();
+          // end() flushes, then shutdown(SHUT_WR); 'close' covers a connection that fails meanwhile.
+          this.socket.once('close', () => resolve());
+          this.socket.end(() => resolve());
+        }),
+    );
+    this.writeChain = result;
+    return result;
+  }
+
+  close(): void {
+    this.isClosed = true;
+    this.socket.destroy();
     if (!this.packets.destroyed && !this.eofPushed) this.packets.destroy();
   }
 }

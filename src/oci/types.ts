@@ -26,9 +26,10 @@ export interface AttachPacket {
  *
  * Output: `packets` is an object-mode Readable of {@link AttachPacket}, one per SEQPACKET message, in order.
  * It ends when conmon closes the connection (the container or exec process exited and its output was
- * drained). The socket library cannot stop reading from the kernel, so packets a slow consumer has not
- * taken yet are queued in memory up to a cap; past the cap the stream is destroyed with an error rather
- * than growing without bound.
+ * drained). A consumer that stops reading stops the socket reads, so conmon blocks and the container with
+ * it, as with Podman (native transport). Without the native addon the fallback library cannot stop reading:
+ * output then waits in memory up to a cap, past which `packets` fails rather than growing without bound.
+ * Errors reach consumers that listen or iterate; an unconsumed failing connection never crashes the daemon.
  *
  * Input: `write` sends raw stdin bytes (split into messages of at most 32767 bytes, conmon's read size) and
  * resolves once they were handed to the kernel, so awaiting it gives backpressure from the container's stdin.

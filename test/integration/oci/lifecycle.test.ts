@@ -193,3 +193,18 @@ ctest('conmon runs the exit command with its arguments after the exit file', asy
   t.equal(content, `4 ${spec.id} a b\n`, 'exit command saw the exit file and its arguments');
   await env.runtime.deleteContainer(spec.id);
 });
+
+ctest('output backpressure: a consumer that stops reading holds the container back', async (t) => {
+  const spec = env.newContainer({ args: ['sh', '-c', 'head -c 8000000 /dev/zero | tr "\\0" "a"; echo done >&2'], logDriver: 'none' });
+  await env.runtime.createContainer(spec);
+  const conn = await env.runtime.attach(spec.bundleDir);
+  await env.runtime.startContainer(spec.id);
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal((await env.runtime.state(spec.id))?.status, 'running', 'still writing: conmon blocks on the unread socket');
+  t.equal(await env.runtime.readExitFile(spec.exitDir, spec.id), null, 'not exited');
+  const got = await collect(conn);
+  t.equal(got.stdout.length, 8_000_000, 'all output once read');
+  t.equal(got.stderr, 'done\n');
+  t.equal((await env.runtime.waitExitFile(spec.exitDir, spec.id, 10_000))?.exitCode, 0);
+  await env.runtime.deleteContainer(spec.id);
+});

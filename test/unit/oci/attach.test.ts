@@ -1,9 +1,9 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import unixSocket from 'node-unix-socket';
-import { connectAttachSocket, MAX_STDIN_MESSAGE } from '../../../src/oci/attach.js';
-import type { AttachPacket } from '../../../src/oci/types.js';
+import { connectAttachSocket, MAX_STDIN_MESSAGE, type AttachTransport } from '../../../src/oci/attach.js';
+import type { AttachConnection, AttachPacket } from '../../../src/oci/types.js';
 
 type Server = InstanceType<typeof unixSocket.SeqpacketServer>;
 type Socket = InstanceType<typeof unixSocket.SeqpacketSocket>;
@@ -13,7 +13,7 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 let serial = 0;
 /** A stand-in for conmon's attach socket; the path is deliberately longer than sun_path allows. */
-function fakeConmon(): { path: string; server: Server; connection: Promise<Socket> } {
+function fakeConmon(t: Test): { path: string; server: Server; connection: Promise<Socket> } {
   serial += 1;
   const deep = join(dir, 'x'.repeat(60), 'y'.repeat(60), String(serial));
   mkdirSync(deep, { recursive: true });
@@ -23,142 +23,185 @@ function fakeConmon(): { path: string; server: Server; connection: Promise<Socke
   const fd = openSync(deep, 'r');
   server.listen(`/proc/self/fd/${fd}/attach`);
   closeSync(fd);
-  const connection = new Promise<Socket>((resolve) => server.once('connection', (s: Socket) => resolve(s)));
+  const connection = new Promise<Socket>((resolve) =>
+    server.once('connection', (s: Socket) => {
+      // The fake's own socket errors (the client went away) are not what these tests check.
+      s.on('error', () => undefined);
+      resolve(s);
+    }),
+  );
   t.teardown(() => server.close());
   return { path, server, connection };
 }
 
 const packet = (pipe: number, text: string): Buffer => Buffer.concat([Buffer.from([pipe]), Buffer.from(text)]);
 
-t.test('connects past the 108-byte sun_path limit; one data event per packet', async (t) => {
-  const fake = fakeConmon();
-  t.ok(fake.path.length > 108, 'path is long');
-  const conn = await connectAttachSocket(fake.path);
-  const server = await fake.connection;
-  const sent: Buffer[] = [];
-  for (let i = 0; i < 300; i++) {
-    const size = (i * 37) % 8192 + 1;
-    sent.push(packet(i % 2 === 0 ? 2 : 3, String(i % 10).repeat(size)));
-  }
-  // The fake server must flush its own write queue before closing, as conmon's blocking writes do.
-  await new Promise<void>((resolve) => sent.forEach((p, i) => server.write(p, 0, p.length, i === sent.length - 1 ? resolve : undefined)));
-  server.close();
+/** Write packets from the fake server and resolve once the kernel took the last one. */
+function serverWrite(server: Socket, packets: Buffer[]): Promise<void> {
+  return new Promise<void>((resolve) =>
+    packets.forEach((p, i) => server.write(p, 0, p.length, i === packets.length - 1 ? () => resolve() : undefined)),
+  );
+}
+
+async function readAll(conn: AttachConnection): Promise<AttachPacket[]> {
   const got: AttachPacket[] = [];
   for await (const p of conn.packets) got.push(p as AttachPacket);
-  t.equal(got.length, sent.length, 'packet count preserved');
-  t.ok(
-    got.every((p, i) => p.pipe === sent[i]![0] && p.data.equals(sent[i]!.subarray(1))),
-    'every packet kept its boundary, pipe id and bytes',
-  );
-  t.ok(conn.closed, 'closed after EOF');
-});
+  return got;
+}
 
-t.test('stdin is split into messages conmon can read whole; closeWrite half-closes', async (t) => {
-  const fake = fakeConmon();
-  const conn = await connectAttachSocket(fake.path);
+for (const transport of ['native', 'node-unix-socket'] as AttachTransport[]) {
+  t.test(`transport ${transport}`, async (t) => {
+    const connect = (path: string): Promise<AttachConnection> => connectAttachSocket(path, { transport });
+
+    t.test('connects past the 108-byte sun_path limit; one data event per packet', async (t) => {
+      const fake = fakeConmon(t);
+      t.ok(fake.path.length > 108, 'path is long');
+      const conn = await connect(fake.path);
+      const server = await fake.connection;
+      const sent: Buffer[] = [];
+      for (let i = 0; i < 300; i++) sent.push(packet(i % 2 === 0 ? 2 : 3, String(i % 10).repeat(((i * 37) % 8192) + 1)));
+      // Read while writing: with backpressure the writer waits for the reader.
+      const reading = readAll(conn);
+      await serverWrite(server, sent);
+      server.close();
+      const got = await reading;
+      t.equal(got.length, sent.length, 'packet count preserved');
+      t.ok(
+        got.every((p, i) => p.pipe === sent[i]![0] && p.data.equals(sent[i]!.subarray(1))),
+        'every packet kept its boundary, pipe id and bytes',
+      );
+      t.ok(conn.closed, 'closed after EOF');
+    });
+
+    t.test('packets still queued when the peer hangs up are all delivered', async (t) => {
+      const fake = fakeConmon(t);
+      const conn = await connect(fake.path);
+      const server = await fake.connection;
+      const sent = Array.from({ length: 50 }, (_, i) => packet(2, `tail${i};`));
+      await serverWrite(server, sent);
+      server.close();
+      // Start consuming only after the hang-up: everything is queued in the kernel by now.
+      await new Promise((r) => setTimeout(r, 100));
+      const got = await readAll(conn);
+      t.equal(got.map((p) => p.data.toString()).join(''), sent.map((p) => p.subarray(1).toString()).join(''));
+      t.equal(got.length, 50);
+    });
+
+    t.test('stdin is split into messages conmon can read whole; closeWrite half-closes', async (t) => {
+      const fake = fakeConmon(t);
+      const conn = await connect(fake.path);
+      const server = await fake.connection;
+      const received: Buffer[] = [];
+      const ended = new Promise<void>((resolve) => server.once('end', () => resolve()));
+      server.on('data', (b: Buffer) => received.push(b));
+      const payload = Buffer.alloc(3 * MAX_STDIN_MESSAGE + 123);
+      for (let i = 0; i < payload.length; i++) payload[i] = i % 251;
+      // Several writes in flight at once must not be merged into one oversized message.
+      await Promise.all([conn.write(payload), conn.write(new Uint8Array([1, 2, 3])), conn.write(payload)]);
+      await conn.closeWrite();
+      await ended;
+      t.ok(received.every((m) => m.length <= MAX_STDIN_MESSAGE), 'no message above 32767 bytes');
+      t.ok(Buffer.concat(received).equals(Buffer.concat([payload, Buffer.from([1, 2, 3]), payload])), 'bytes intact and in order');
+      await t.rejects(conn.write(Buffer.from('late')), 'no writes after closeWrite');
+
+      // Output still flows after the half-close (conmon keeps writing until the process exits).
+      const output = readAll(conn);
+      await serverWrite(server, [packet(2, 'after half-close')]);
+      server.close();
+      t.equal((await output).map((p) => p.data.toString()).join(''), 'after half-close');
+    });
+
+    t.test('writing and closing from inside a data handler is safe', async (t) => {
+      const fake = fakeConmon(t);
+      const conn = await connect(fake.path);
+      const server = await fake.connection;
+      const echoed: string[] = [];
+      const serverGot = new Promise<void>((resolve) => {
+        server.on('data', (b: Buffer) => {
+          echoed.push(b.toString());
+          if (echoed.length === 3) resolve();
+        });
+      });
+      let seen = 0;
+      const writes: Promise<void>[] = [];
+      conn.packets.on('data', (p: AttachPacket) => {
+        seen += 1;
+        if (seen > 3) return;
+        writes.push(conn.write(p.data));
+        if (seen === 3) conn.close();
+      });
+      await serverWrite(server, Array.from({ length: 10 }, (_, i) => packet(2, `m${i}`)));
+      await Promise.allSettled(writes);
+      await Promise.race([serverGot, new Promise((r) => setTimeout(r, 500))]);
+      t.same(echoed.slice(0, 2), ['m0', 'm1'], 'writes issued inside the handler went out in order');
+      t.ok(seen >= 3, 'handler ran');
+      await new Promise((r) => setTimeout(r, 50));
+      t.ok(conn.closed);
+      await t.rejects(conn.write(Buffer.from('too late')), /closed/);
+      server.close();
+    });
+
+    t.test('an error with no consumer does not crash; close is idempotent', async (t) => {
+      const fake = fakeConmon(t);
+      const conn = await connect(fake.path);
+      const server = await fake.connection;
+      server.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+      conn.close();
+      conn.close();
+      t.ok(conn.closed);
+      await t.rejects(conn.write(Buffer.from('x')));
+      await conn.closeWrite();
+      t.pass('closeWrite after close resolves');
+    });
+
+    t.test('connecting to a missing socket is an InternalError naming the path', async (t) => {
+      const err = await connect(join(dir, 'nope', 'attach')).then(() => null, (e: unknown) => e);
+      t.match(err, { status: 500, message: /attach socket: .*nope\/attach/ });
+      mkdirSync(join(dir, `empty-${transport}`));
+      const err2 = await connect(join(dir, `empty-${transport}`, 'attach')).then(() => null, (e: unknown) => e);
+      t.match(err2, { status: 500, message: /failed to connect to container's attach socket/ });
+    });
+  });
+}
+
+t.test('native: a consumer that stops reading makes the writer block (backpressure)', async (t) => {
+  const fake = fakeConmon(t);
+  const conn = await connectAttachSocket(fake.path, { transport: 'native' });
   const server = await fake.connection;
-  const received: Buffer[] = [];
-  const ended = new Promise<void>((resolve) => server.once('end', () => resolve()));
-  server.on('data', (b: Buffer) => received.push(b));
-  const payload = Buffer.alloc(3 * MAX_STDIN_MESSAGE + 123);
-  for (let i = 0; i < payload.length; i++) payload[i] = i % 251;
-  await conn.write(payload);
-  await conn.write(new Uint8Array([1, 2, 3]));
-  await conn.closeWrite();
-  await ended;
-  t.ok(received.every((m) => m.length <= MAX_STDIN_MESSAGE), 'no message above 32767 bytes');
-  t.ok(Buffer.concat(received).equals(Buffer.concat([payload, Buffer.from([1, 2, 3])])), 'bytes intact and in order');
-  await t.rejects(conn.write(Buffer.from('late')), 'no writes after closeWrite');
-
-  // Output still flows after the half-close (conmon keeps writing until the process exits).
-  const output = (async () => {
-    const got: string[] = [];
-    for await (const p of conn.packets) got.push((p as AttachPacket).data.toString());
-    return got.join('');
-  })();
-  server.write(packet(2, 'after half-close'));
+  const it = conn.packets[Symbol.asyncIterator]();
+  const chunk = packet(2, 'z'.repeat(8192));
+  let taken = 0;
+  const total = 2000; // 16 MiB: far more than the socket buffers and the stream's high-water marks hold
+  for (let i = 0; i < total; i++) server.write(chunk, 0, chunk.length, () => (taken += 1));
+  await it.next();
+  await new Promise((r) => setTimeout(r, 300));
+  t.ok(taken < total / 2, `the kernel took only ${taken} of ${total} packets while nobody read`);
+  let read = 1;
+  while (read < total) {
+    const r = await it.next();
+    if (r.done) break;
+    read += 1;
+  }
+  t.equal(read, total, 'everything arrives once the consumer reads again');
+  t.equal(taken, total);
+  conn.close();
   server.close();
-  t.equal(await output, 'after half-close');
 });
 
-t.test('slow consumer: packets wait in order; a backlog over the cap fails the stream', async (t) => {
-  const fake = fakeConmon();
-  const conn = await connectAttachSocket(fake.path, { maxQueuedBytes: 64 * 1024 });
+t.test('node-unix-socket: a backlog over the cap fails the stream', async (t) => {
+  const fake = fakeConmon(t);
+  const conn = await connectAttachSocket(fake.path, { transport: 'node-unix-socket', maxQueuedBytes: 64 * 1024 });
   const server = await fake.connection;
-  for (let i = 0; i < 4; i++) server.write(packet(2, `p${i};`));
+  await serverWrite(server, [0, 1, 2, 3].map((i) => packet(2, `p${i};`)));
   const it = conn.packets[Symbol.asyncIterator]();
   const first: string[] = [];
   for (let i = 0; i < 4; i++) first.push(((await it.next()).value as AttachPacket).data.toString());
   t.same(first, ['p0;', 'p1;', 'p2;', 'p3;'], 'queued packets delivered in order');
-
-  // Nobody reads any more: the backlog grows past the cap.
   const failed = new Promise<Error>((resolve) => conn.packets.once('error', resolve));
   const chunk = packet(2, 'z'.repeat(8192));
   for (let i = 0; i < 120; i++) server.write(chunk);
   t.match((await failed).message, /backlog exceeded/);
   t.ok(conn.closed, 'connection dropped');
-  server.close();
-});
-
-t.test('an error with no consumer does not crash; close is idempotent', async (t) => {
-  const fake = fakeConmon();
-  const conn = await connectAttachSocket(fake.path);
-  const server = await fake.connection;
-  server.destroy();
-  await new Promise((r) => setTimeout(r, 50));
-  conn.close();
-  conn.close();
-  t.ok(conn.closed);
-  await t.rejects(conn.write(Buffer.from('x')));
-  await conn.closeWrite();
-  t.pass('closeWrite after close resolves');
-});
-
-t.test('connecting to a missing socket is an InternalError naming the path', async (t) => {
-  const err = await connectAttachSocket(join(dir, 'nope', 'attach')).then(() => null, (e: unknown) => e);
-  t.match(err, { status: 500, message: /attach socket: .*nope\/attach/ });
-  mkdirSync(join(dir, 'empty'));
-  const err2 = await connectAttachSocket(join(dir, 'empty', 'attach')).then(() => null, (e: unknown) => e);
-  t.match(err2, { status: 500, message: /failed to connect to container's attach socket/ });
-});
-
-t.test('writing and closing from inside a data handler is safe', async (t) => {
-  const fake = fakeConmon();
-  const conn = await connectAttachSocket(fake.path);
-  const server = await fake.connection;
-  const echoed: string[] = [];
-  const serverGot = new Promise<void>((resolve) => {
-    server.on('data', (b: Buffer) => {
-      echoed.push(b.toString());
-      if (echoed.length === 3) resolve();
-    });
-  });
-  let seen = 0;
-  const writes: Promise<void>[] = [];
-  conn.packets.on('data', (p: AttachPacket) => {
-    seen += 1;
-    writes.push(conn.write(p.data));
-    if (seen === 3) conn.close();
-  });
-  for (let i = 0; i < 10; i++) server.write(packet(2, `m${i}`));
-  await serverGot;
-  await Promise.allSettled(writes);
-  t.same(echoed, ['m0', 'm1', 'm2'], 'writes issued inside the handler went out in order');
-  t.equal(seen, 3, 'nothing delivered after close');
-  await new Promise((r) => setTimeout(r, 50));
-  t.ok(conn.closed);
-  server.close();
-});
-
-t.test('a write issued before close() still goes out; later ones are refused', async (t) => {
-  const fake = fakeConmon();
-  const conn = await connectAttachSocket(fake.path);
-  const server = await fake.connection;
-  const got = new Promise<string>((resolve) => server.once('data', (b: Buffer) => resolve(b.toString())));
-  const write = conn.write(Buffer.from('last words'));
-  conn.close();
-  await write;
-  t.equal(await got, 'last words');
-  await t.rejects(conn.write(Buffer.from('too late')), /closed/);
   server.close();
 });
