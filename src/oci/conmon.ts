@@ -184,7 +184,7 @@ export class ConmonRuntime implements OCIRuntime {
     try {
       const byExitFile = waitExitFile(exitDir, id, timeoutMs, abort.signal).then((info) => info !== null);
       const byPid = waitPidExit(pid, timeoutMs, PID_FALLBACK_POLL_MS, abort.signal).then(async (gone) => {
-        if (!gone) return false;
+        if (!gone || abort.signal.aborted) return gone;
         // The process is gone; give conmon a moment to record the exit before answering.
         await waitExitFile(exitDir, id, EXIT_FILE_GRACE_MS, abort.signal);
         return true;

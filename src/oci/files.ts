@@ -41,8 +41,10 @@ export async function waitExitFile(
   timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<ExitFileInfo | null> {
+  if (signal?.aborted) return null;
   const existing = await readExitFile(exitDir, id);
-  if (existing || timeoutMs <= 0) return existing;
+  if (existing || timeoutMs <= 0 || signal?.aborted) return existing;
+  // fs.watch needs the directory; an abandoned wait must not recreate one its owner has just removed.
   await mkdir(exitDir, { recursive: true });
 
   return new Promise<ExitFileInfo | null>((resolve, reject) => {
