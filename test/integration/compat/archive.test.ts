@@ -18,7 +18,7 @@ await loadBusybox(d.socket);
 const docker = async (...args: string[]): Promise<string> =>
   (await run('docker', ['-H', `unix://${d.socket}`, ...args], { timeout: 60_000, encoding: 'utf8' })).stdout;
 const work = mkdtempSync('/tmp/psca-');
-t.teardown(() => rmSync(work, { recursive: true, force: true }));
+t.teardown(() => rmSync(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }));
 
 const mountsUnder = (dir: string): number => readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(` ${dir}/`)).length;
 

@@ -17,7 +17,7 @@ const d = await startDaemon(t);
 const docker = async (...args: string[]): Promise<string> =>
   (await run('docker', ['-H', `unix://${d.socket}`, ...args], { timeout: 60_000 })).stdout.trim();
 const work = mkdtempSync('/tmp/psci-');
-t.teardown(() => rmSync(work, { recursive: true, force: true }));
+t.teardown(() => rmSync(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }));
 
 t.test('docker load -i prints Docker\'s message; the reply is a JSON message stream', async (t) => {
   t.equal(await docker('load', '-i', BUSYBOX_DOCKER_ARCHIVE), 'Loaded image: localhost/busybox:latest');

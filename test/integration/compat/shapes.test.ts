@@ -4,7 +4,7 @@
  * apart from the deliberate differences listed below.
  */
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { request, startDaemon, unmountUnder, waitForPing, type Response } from '../../helpers/daemon.js';
@@ -33,6 +33,15 @@ function keys(value: unknown, path = ''): Set<string> {
   return out;
 }
 
+/** Processes whose command line names `dir` (the reference's conmon and its exit commands). */
+function processesUsing(dir: string): number {
+  try {
+    return Number(execFileSync('pgrep', ['-fc', '--', dir]).toString().trim());
+  } catch {
+    return 0; // pgrep exits 1 when nothing matches
+  }
+}
+
 const d = await startDaemon(t);
 await loadBusybox(d.socket);
 
@@ -54,8 +63,10 @@ t.teardown(async () => {
   const timer = setTimeout(() => ref.kill('SIGKILL'), 10_000);
   await refExited;
   clearTimeout(timer);
+  // conmon's `podman container cleanup` runs may still be writing below refDir: let them finish first.
+  for (let waited = 0; waited < 10_000 && processesUsing(refDir) > 0; waited += 100) await new Promise((r) => setTimeout(r, 100));
   unmountUnder(refDir);
-  rmSync(refDir, { recursive: true, force: true });
+  rmSync(refDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
 });
 await waitForPing(refSocket, 30_000);
 const loaded = await postFile(refSocket, `${V}/images/load`, BUSYBOX_DOCKER_ARCHIVE);
