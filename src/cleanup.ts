@@ -5,7 +5,7 @@
  * it. When nothing answers, the exit is handled here: the engine opens, recovery records every exit that
  * happened meanwhile and applies restart policies and auto-removal, and the process ends.
  */
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -75,9 +75,15 @@ export async function runCleanup(config: DaemonConfig, containerId: string): Pro
     logger.debug({ containerId }, 'a daemon is serving: it records the exit');
     return;
   }
+  if (!existsSync(join(config.root, 'state.db'))) {
+    // The state is gone (removed with its directory): nothing to record, and nothing to recreate.
+    logger.debug({ containerId, root: config.root }, 'no state store: nothing to clean up');
+    return;
+  }
   logger.info({ containerId }, 'no daemon: recording the exit here');
   await withCleanupLock(config.runRoot, async () => {
     const engine = await Engine.open(config, logger);
+    await engine.containers.settled();
     await engine.close();
   });
   logger.flush();

@@ -3,6 +3,8 @@
 import { parseCommandLine, UsageError, USAGE, type Command } from './args.js';
 import { PODSERVE_VERSION } from './version.js';
 
+const CLEANUP_TIME_LIMIT_MS = 5 * 60_000;
+
 async function main(): Promise<void> {
   let command: Command;
   try {
@@ -23,9 +25,11 @@ async function main(): Promise<void> {
     return;
   }
   if (command.kind === 'cleanup') {
+    // A one-shot run from conmon: it must never linger, whatever handle a part leaves open.
+    setTimeout(() => process.exit(1), CLEANUP_TIME_LIMIT_MS).unref();
     const { runCleanup } = await import('./cleanup.js');
     await runCleanup(command.config, command.containerId);
-    return;
+    process.exit(0);
   }
   const { runService } = await import('./service.js');
   await runService(command.config);

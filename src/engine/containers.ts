@@ -37,6 +37,14 @@ export interface ContainerManagerDeps {
   events: EventBus;
 }
 
+/** The exec sessions' part in a container's stop and exit (src/engine/exec.ts registers it). */
+export interface ContainerExecHooks {
+  /** The container is being stopped: stop its exec sessions alongside (SIGTERM, SIGKILL after timeoutSec). */
+  stopping(c: Container, timeoutSec: number): Promise<void>;
+  /** The container's processes are gone: record how its exec sessions ended. */
+  exited(c: Container): Promise<void>;
+}
+
 /** A 304: the container is already in the asked state (Podman answers 304 with no body). */
 export class NotModified extends PodserveError {
   constructor(message: string) {
@@ -75,6 +83,7 @@ export class ContainerManager {
   private readonly removedExitCodes = new Map<string, number>();
   private exitWatcher: FSWatcher | undefined;
   private closed = false;
+  private execHooks: ContainerExecHooks | undefined;
 
   constructor(private readonly deps: ContainerManagerDeps) {
     this.exitDir = join(deps.config.runRoot, 'exits');
@@ -83,6 +92,10 @@ export class ContainerManager {
 
   private get log(): Logger {
     return this.deps.logger;
+  }
+
+  setExecHooks(hooks: ContainerExecHooks): void {
+    this.execHooks = hooks;
   }
 
   // ------------------------------------------------------------------------------------------ lookup
@@ -147,8 +160,22 @@ export class ContainerManager {
         this.save(current, { ...current.state, status, pid: runtime.pid || current.state.pid });
       }
     });
+    // Restart policies and auto-removal run after start-up, not before the daemon serves its socket.
     const after = this.deps.store.containerById(c.id);
-    if (after?.state.status === 'exited') await this.afterExit(after.id);
+    if (after?.state.status === 'exited') this.track(this.afterExit(after.id));
+  }
+
+  private readonly background = new Set<Promise<void>>();
+
+  private track(work: Promise<void>): void {
+    const guarded = work.catch((err: unknown) => this.log.warn({ err }, 'post-exit work failed'));
+    this.background.add(guarded);
+    void guarded.finally(() => this.background.delete(guarded));
+  }
+
+  /** Resolves when restarts and removals started by recovery are done (the cleanup command waits for it). */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.all([...this.background]);
   }
 
   async close(): Promise<void> {
@@ -346,7 +373,12 @@ export class ContainerManager {
   /** What conmon runs when the container exits: `podserve container cleanup`, which works with no daemon up. */
   private exitCommand(id: string): string[] {
     const { root, runRoot, runtimePath, conmonPath, uri } = this.deps.config;
+    // Through env(1) without NODE_OPTIONS: preload hooks given to the daemon (test harnesses, profilers) must
+    // not ride along into a process that conmon starts long after.
     return [
+      '/usr/bin/env',
+      '-u',
+      'NODE_OPTIONS',
       process.execPath,
       CLI_PATH,
       '--root', root,
@@ -419,6 +451,7 @@ export class ContainerManager {
 
   /** Under the lock: mark exited, release the runtime's and the rootfs' resources, tell waiters. */
   private async finalizeExit(c: Container, exitCode?: number, finishedAt?: Date, error = ''): Promise<Container> {
+    await this.execHooks?.exited(c).catch((err: unknown) => this.log.warn({ err, id: c.id }, 'recording exec session exits failed'));
     const code = exitCode ?? (await this.deps.oci.readExitFile(this.exitDir, c.id))?.exitCode ?? -1;
     await this.deps.oci.deleteContainer(c.id).catch((err) => this.log.warn({ err, id: c.id }, 'runc delete failed'));
     await unlink(this.deps.oci.exitFilePath(this.exitDir, c.id)).catch(() => undefined);
@@ -501,7 +534,10 @@ export class ContainerManager {
     }
     const marked = this.save(c, { ...c.state, stoppedByUser: true });
     if (status === 'paused') await this.deps.oci.unpauseContainer(c.id);
+    // Exec sessions are signalled alongside the container, with the same timeout (Podman's ExecStopContainer).
+    const execsStopped = this.execHooks?.stopping(c, timeoutSec).catch((err: unknown) => this.log.warn({ err, id: c.id }, 'stopping exec sessions failed'));
     await this.deps.oci.stopContainer(c.id, timeoutSec, c.config.stopSignal, { exitDir: this.exitDir, all: true });
+    await execsStopped;
     const exit = await this.deps.oci.waitExitFile(this.exitDir, c.id, 5000);
     return this.finalizeExit(marked, exit?.exitCode, exit?.finishedAt);
   }

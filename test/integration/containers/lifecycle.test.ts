@@ -23,10 +23,18 @@ const inspect = async (id: string) => (await d.request('GET', `${L}/containers/$
 /** conmon processes monitoring containers of this daemon (their argv carries its state dir). */
 function conmonCount(): number {
   try {
-    return Number(execFileSync('pgrep', ['-fc', `conmon .*${d.dir}`]).toString().trim());
+    // The monitor's argv[0] is conmon; the exit command's argv merely mentions it.
+    return Number(execFileSync('pgrep', ['-fc', `^[^ ]*conmon .*${d.dir}`]).toString().trim());
   } catch {
     return 0; // pgrep exits 1 when nothing matches
   }
+}
+
+/** conmon monitors end a moment after their container (they run the exit command first). */
+async function conmonsGone(timeoutMs = 10_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (conmonCount() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  return conmonCount();
 }
 
 t.test('create, start, wait: exit code and output in the log', async (t) => {
@@ -208,5 +216,5 @@ t.test('concurrent create/start/remove leaves nothing behind', async (t) => {
   t.equal((await d.request('GET', `${L}/containers/json?all=true&filters=${encodeURIComponent('{"name":["^par"]}')}`)).json().length, 0);
   const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(d.dir)).length;
   t.equal(mounts, 0, 'no overlay mount left');
-  t.equal(conmonCount(), 0, 'no conmon left');
+  t.equal(await conmonsGone(), 0, 'no conmon left');
 });
