@@ -9,6 +9,9 @@ import libpodImageRoutes from './libpod/images.js';
 import compatContainerRoutes from './compat/containers.js';
 import compatImageRoutes from './compat/images.js';
 import compatArchiveRoutes from './compat/archive.js';
+import libpodAttachRoutes from './libpod/attach.js';
+import libpodExecRoutes from './libpod/exec.js';
+import compatAttachExecRoutes from './compat/attach-exec.js';
 
 export async function registerRoutes(app: FastifyInstance): Promise<void> {
   await app.register(systemRoutes);
@@ -17,4 +20,7 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
   await app.register(compatContainerRoutes);
   await app.register(compatImageRoutes);
   await app.register(compatArchiveRoutes);
+  await app.register(libpodAttachRoutes);
+  await app.register(libpodExecRoutes);
+  await app.register(compatAttachExecRoutes);
 }

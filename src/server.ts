@@ -5,8 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import Fastify, {
   LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastifyWebsocket from '@fastify/websocket';
 import type { Logger } from 'pino';
 import { PodserveError } from './errors.js';
+import { installUpgradeDispatcher } from './stream/hijack.js';
 import { stripVersionPrefix, type VersionedRequest } from './http/version-prefix.js';
 import type { IdleTracker } from './http/idle.js';
 import { clientErrorHandler, httpServerOptions, resolveLimits, StreamGate, type HttpLimits } from './http/limits.js';
@@ -173,6 +175,19 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     }
   });
 
+  // Docker's WebSocket attach (routes/compat/attach-exec.ts). The plugin takes every 'upgrade' of the server;
+  // installStreamDispatcher gives attach/exec upgrades (Upgrade: tcp) back to their routes.
+  await app.register(fastifyWebsocket, { options: { maxPayload: limits.bodyLimit } });
   await app.register(registerRoutes);
   return app;
+}
+
+/**
+ * Call right after `await app.ready()` (once @fastify/websocket has put its 'upgrade' listener on the server):
+ * `Upgrade: websocket` goes to the WebSocket routes, every other upgrade and the attach/exec-start requests are
+ * detached from Node's HTTP parser before their route runs, so a hijacked stream keeps the stdin bytes that
+ * arrived with the request (src/stream/hijack.ts). Returns the uninstaller.
+ */
+export function installStreamDispatcher(app: FastifyInstance, logger: Logger): () => void {
+  return installUpgradeDispatcher(app.server, { logger: logger.child({ part: 'upgrade' }) });
 }

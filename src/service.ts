@@ -17,7 +17,7 @@ import { resolveLimits, StreamGate, type HttpLimits } from './http/limits.js';
 import { loadTlsOptions } from './http/tls.js';
 import { createLogger } from './logger.js';
 import { SystemdNotifier, takeNotifySocket } from './notify.js';
-import { buildApp } from './server.js';
+import { buildApp, installStreamDispatcher } from './server.js';
 
 const SD_LISTEN_FDS_START = 3;
 
@@ -130,6 +130,7 @@ async function serve(
   const streams = new StreamGate(limits.maxStreams);
   const app = await buildApp({ engine, logger, idle, limits, https, streams });
   await app.ready();
+  installStreamDispatcher(app, logger);
   const server = app.server;
   server.maxConnections = limits.maxConnections;
   const sockets = new Set<Socket>();

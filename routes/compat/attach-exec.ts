@@ -1,0 +1,87 @@
+/**
+ * Docker-compatible attach, resize and exec endpoints (the libpod handlers, with Docker's status codes for state
+ * errors), and Docker's WebSocket attach `GET /containers/{name}/attach/ws`, which Podman does not have.
+ *
+ * WebSocket attach, for browser terminals (xterm.js's attach addon connects straight to it):
+ *   ws+unix:///run/podserve/podserve.sock:/containers/<name>/attach/ws?stream=1&stdin=1&stdout=1&stderr=1[&logs=1][&detachKeys=…]
+ * Output arrives as binary messages carrying the raw bytes (never multiplexed, as Docker: with a TTY exactly
+ * what the terminal shows, without one stdout and stderr interleaved); input may be text or binary messages.
+ * Query defaults follow Podman's attach: `stream` true, all three streams when none is named. The detach
+ * sequence ends the session with a last message `Error: detached from container\n` and a normal close.
+ * Errors before the stream starts (unknown container: 404, bad detach keys: 400) are HTTP answers to the
+ * upgrade request; later ones are a last text message `Error: …` and a close with code 1011.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { createWebSocketStream, type WebSocket } from 'ws';
+import * as Q from '../../schemas/container-queries.js';
+import { execCreateSchema, execStartSchema, type ExecCreateBody, type ExecStartBody } from '../../schemas/exec.js';
+import { attachContainer, resolveDetachKeys } from '../../src/engine/attach.js';
+import { attachHandler, attachOptionsFromQuery, resizeHandler, type AttachQuery, type ResizeQuery } from '../libpod/attach.js';
+import { execCreateHandler, execIdParams, execInspectHandler, execResizeHandler, execStartHandler } from '../libpod/exec.js';
+import { useCompatErrors } from './scope.js';
+
+type NameParams = { name: string };
+type IdParams = { id: string };
+
+/** Close code for a failure after the stream started (RFC 6455 "internal error"). */
+const WS_INTERNAL_ERROR = 1011;
+
+export default async function compatAttachExecRoutes(app: FastifyInstance): Promise<void> {
+  useCompatErrors(app);
+
+  app.post<{ Params: NameParams; Querystring: AttachQuery }>(
+    '/containers/:name/attach',
+    { schema: { params: Q.nameParams, querystring: Q.attachQuery } },
+    attachHandler(app),
+  );
+  app.post<{ Params: NameParams; Querystring: ResizeQuery }>(
+    '/containers/:name/resize',
+    { schema: { params: Q.nameParams, querystring: Q.resizeQuery } },
+    resizeHandler(app),
+  );
+
+  app.get<{ Params: NameParams; Querystring: AttachQuery }>(
+    '/containers/:name/attach/ws',
+    {
+      websocket: true,
+      schema: { params: Q.nameParams, querystring: Q.attachQuery },
+      // Refusals that can be known before the upgrade are HTTP answers to it.
+      preHandler: async (request: FastifyRequest<{ Params: NameParams; Querystring: AttachQuery }>) => {
+        const c = app.engine.containers.lookup(request.params.name);
+        resolveDetachKeys(request.query.detachKeys, c.config.detachKeys);
+      },
+    },
+    (socket: WebSocket, request: FastifyRequest<{ Params: NameParams; Querystring: AttachQuery }>) => {
+      const client = createWebSocketStream(socket);
+      client.on('error', (err) => request.log.debug({ err }, 'websocket attach stream error'));
+      let connected = false;
+      const options = { ...attachOptionsFromQuery(request.query), multiplexed: false };
+      attachContainer(app.engine, request.params.name, options, () => {
+        connected = true;
+        return client;
+      }).catch((err: unknown) => {
+        // Only failures before the stream started get here; later ones were written by the engine.
+        const message = err instanceof Error ? err.message : String(err);
+        request.log.debug({ err, connected }, 'websocket attach refused');
+        if (socket.readyState === socket.OPEN) socket.send(`Error: ${message}\n`, () => socket.close(WS_INTERNAL_ERROR, message.slice(0, 120)));
+      });
+    },
+  );
+
+  app.post<{ Params: NameParams; Body: ExecCreateBody | undefined }>(
+    '/containers/:name/exec',
+    { schema: { params: Q.nameParams, body: execCreateSchema } },
+    execCreateHandler(app),
+  );
+  app.post<{ Params: IdParams; Body: ExecStartBody | undefined }>(
+    '/exec/:id/start',
+    { schema: { params: execIdParams, body: execStartSchema } },
+    execStartHandler(app),
+  );
+  app.get<{ Params: IdParams }>('/exec/:id/json', { schema: { params: execIdParams } }, execInspectHandler(app));
+  app.post<{ Params: IdParams; Querystring: ResizeQuery }>(
+    '/exec/:id/resize',
+    { schema: { params: execIdParams, querystring: Q.resizeQuery } },
+    execResizeHandler(app),
+  );
+}
