@@ -7,7 +7,6 @@ import { dockerCreateQuerySchema, dockerCreateSchema, dockerUpdateSchema, type D
 import * as Q from '../../schemas/container-queries.js';
 import { BadRequestError, NotFoundError, PodserveError, Sentinel } from '../../src/errors.js';
 import { dockerResources, dockerToSpecgen } from '../../src/spec/dockerToSpecgen.js';
-import { parseSignal } from '../../src/spec/signals.js';
 import type { Container } from '../../src/engine/types.js';
 import { dockerInspect, dockerListEntry } from '../shapes/containers.js';
 import { dockerWaitCondition, dockerWaitOutcome } from '../shapes/compat-wait.js';
@@ -97,7 +96,7 @@ export default async function compatContainerRoutes(app: FastifyInstance): Promi
     '/containers/:name/kill',
     { schema: { params: Q.nameParams, querystring: Q.killQuery } },
     async (request, reply) => {
-      const signal = parseSignal(request.query.signal || 'KILL', 'signal');
+      const signal = engine.containers.killSignal(request.query.signal || 'KILL');
       const before = engine.containers.lookup(request.params.name);
       await engine.containers.kill(before.id, signal);
       // Docker answers a SIGKILL only once the container is gone. A frozen (paused) process only dies when
