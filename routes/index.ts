@@ -9,6 +9,8 @@ import libpodImageRoutes from './libpod/images.js';
 import compatContainerRoutes from './compat/containers.js';
 import compatImageRoutes from './compat/images.js';
 import compatArchiveRoutes from './compat/archive.js';
+import libpodObserveRoutes from './libpod/observe.js';
+import compatObserveRoutes from './compat/observe.js';
 import libpodAttachRoutes from './libpod/attach.js';
 import libpodExecRoutes from './libpod/exec.js';
 import compatAttachExecRoutes from './compat/attach-exec.js';
@@ -20,6 +22,8 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
   await app.register(compatContainerRoutes);
   await app.register(compatImageRoutes);
   await app.register(compatArchiveRoutes);
+  await app.register(libpodObserveRoutes);
+  await app.register(compatObserveRoutes);
   await app.register(libpodAttachRoutes);
   await app.register(libpodExecRoutes);
   await app.register(compatAttachExecRoutes);
