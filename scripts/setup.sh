@@ -11,7 +11,7 @@ want_test=0
 
 packages=(runc conmon util-linux iproute2 procps attr)
 if (( want_test )); then
-  packages+=(podman busybox-static curl tmux systemd openssl uidmap)
+  packages+=(podman busybox-static curl tmux systemd openssl uidmap docker-registry)
 fi
 
 missing=()

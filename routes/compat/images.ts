@@ -9,7 +9,8 @@ import { BadRequestError, NotFoundError, PodserveError } from '../../src/errors.
 import { toDockerImageInspect, toDockerListEntry, toHistoryResponse } from '../../src/engine/images.js';
 import { imageFilter } from '../shapes/image-filters.js';
 import { acceptRawBodies } from '../streaming.js';
-import { replyHeaders, useCompatErrors } from './scope.js';
+import { useCompatErrors } from './scope.js';
+import { compatPull, compatPush } from './registry.js';
 
 const bool = { type: 'boolean' } as const;
 const str = { type: 'string' } as const;
@@ -115,7 +116,7 @@ export default async function compatImageRoutes(app: FastifyInstance): Promise<v
     },
     async (request, reply) => {
       const q = request.query;
-      if (q.fromImage) return pull(reply, imageReference(q.fromImage, q.tag));
+      if (q.fromImage) return compatPull(engine, request, reply, imageReference(q.fromImage, q.tag), q.platform);
       if (!q.fromSrc) throw new BadRequestError('fromSrc or fromImage is required');
       if (q.fromSrc !== '-') throw new BadRequestError('importing from a URL is not supported: send the tarball as the request body with fromSrc=-');
       const [os, architecture, variant] = (q.platform ?? '').split('/');
@@ -132,29 +133,6 @@ export default async function compatImageRoutes(app: FastifyInstance): Promise<v
       return { status: id, progress: '', progressDetail: {}, id };
     },
   );
-
-  /**
-   * Docker's pull: 200 and JSON progress messages at once, the outcome (or the error, in-band as Docker's
-   * `error`/`errorDetail`) as the last message. Podman's compat pull always goes to the registry.
-   */
-  const pull = async (reply: FastifyReply, reference: string): Promise<FastifyReply> => {
-    reply.hijack();
-    const raw = reply.raw;
-    raw.writeHead(200, { ...replyHeaders(reply), 'Content-Type': 'application/json' });
-    raw.flushHeaders();
-    const send = (message: Record<string, unknown>): void => {
-      if (!raw.destroyed) raw.write(`${JSON.stringify(message)}\n`);
-    };
-    try {
-      const id = await engine.pullImage(reference, 'always', (line) => send({ status: line.trimEnd(), progressDetail: {} }));
-      send({ status: 'Download complete', progressDetail: {}, id: id.slice(0, 12) });
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      send({ progressDetail: {}, errorDetail: { message }, error: message });
-    }
-    raw.end();
-    return reply;
-  };
 
   const sendArchive = (reply: FastifyReply, names: string[]): FastifyReply => {
     for (const n of names) images.resolve(n); // a JSON 404 before the body starts
@@ -189,12 +167,13 @@ export default async function compatImageRoutes(app: FastifyInstance): Promise<v
     }
   });
 
-  app.post<{ Params: { '*': string }; Querystring: { repo?: string; tag?: string } }>(
+  app.post<{ Params: { '*': string }; Querystring: { repo?: string; tag?: string; destination?: string; tlsVerify?: boolean; format?: string } }>(
     '/images/*',
-    { schema: { querystring: { type: 'object', properties: { repo: str, tag: str } } } },
+    { schema: { querystring: { type: 'object', properties: { repo: str, tag: str, destination: str, tlsVerify: bool, format: str } } } },
     async (request, reply) => {
-      const target = splitImagePath(request.params['*'], ['tag']);
+      const target = splitImagePath(request.params['*'], ['tag', 'push']);
       if (!target) throw noRoute('POST', request.url.split('?')[0]!);
+      if (target.action === 'push') return compatPush(engine, request, reply, target.name); // routes/compat/registry.ts
       images.resolve(target.name);
       if (!request.query.repo) {
         throw new BadRequestError('repo parameter is required to tag an image', 'repo parameter is required to tag an image');

@@ -1,10 +1,11 @@
-/** Libpod image endpoints: load, import, list, inspect, exists, history, tag, untag, remove, prune, save. */
+/** Libpod image endpoints: load, import, pull, push, list, inspect, exists, history, tag, untag, remove, prune, save. */
 import type { FastifyInstance } from 'fastify';
 import { PassThrough } from 'node:stream';
 import { BadRequestError, PodserveError } from '../../src/errors.js';
 import { toHistoryResponse, toLibpodImageData, toLibpodListEntry } from '../../src/engine/images.js';
 import { imageFilter } from '../shapes/image-filters.js';
 import { acceptRawBodies } from '../streaming.js';
+import { openJsonStream, registryAuth } from '../shapes/registry.js';
 
 const bool = { type: 'boolean' } as const;
 const str = { type: 'string' } as const;
@@ -14,6 +15,25 @@ const nameParams = { type: 'object', properties: { name: { type: 'string', minLe
 
 type NameParams = { name: string };
 type Format = 'docker-archive' | 'oci-archive';
+
+/** Podman's pull policies and their aliases (containers/common config.ParsePullPolicy). */
+function pullPolicy(policy: string): 'always' | 'missing' | 'never' | 'newer' {
+  switch (policy.toLowerCase()) {
+    case 'always':
+      return 'always';
+    case 'missing':
+    case 'ifmissing':
+    case 'ifnotpresent':
+      return 'missing';
+    case 'never':
+      return 'never';
+    case 'newer':
+    case 'ifnewer':
+      return 'newer';
+    default:
+      throw new BadRequestError(`unsupported pull policy "${policy}"`);
+  }
+}
 
 function archiveFormat(format: string | undefined): Format {
   const f = format ?? 'docker-archive';
@@ -44,7 +64,8 @@ export default async function libpodImageRoutes(app: FastifyInstance): Promise<v
     },
   );
 
-  app.post<{ Querystring: { reference?: string; policy?: string; quiet?: boolean; tlsVerify?: boolean; allTags?: boolean } }>(
+  type PullQuery = { reference?: string; policy?: string; quiet?: boolean; tlsVerify?: boolean; allTags?: boolean; Arch?: string; OS?: string; Variant?: string };
+  app.post<{ Querystring: PullQuery }>(
     '/libpod/images/pull',
     {
       schema: {
@@ -55,24 +76,79 @@ export default async function libpodImageRoutes(app: FastifyInstance): Promise<v
       },
     },
     async (request, reply) => {
-      const { reference, policy = 'always' } = request.query;
-      if (!reference) throw new PodserveError(400, 'reference parameter cannot be empty');
-      if (!['always', 'missing', 'never', 'newer'].includes(policy)) {
-        throw new BadRequestError(`unsupported pull policy "${policy}": use always, missing, never or newer`);
-      }
-      // Progress is a stream of JSON objects; errors after the 200 are reported in-band, as Podman does.
-      reply.raw.writeHead(200, { 'Content-Type': 'application/json' });
-      const write = (obj: unknown): boolean => reply.raw.write(`${JSON.stringify(obj)}\n`);
+      const q = request.query;
+      if (!q.reference) throw new PodserveError(500, 'reference parameter cannot be empty');
+      const policy = pullPolicy(q.policy ?? 'always');
+      const auth = registryAuth(request);
+      // Podman's ImagePullReport stream: {"stream": line}…, then {"images": [ids], "id": last} or {"error": msg}.
+      const out = openJsonStream(reply);
       try {
-        const id = await app.engine.pullImage(reference, policy, (line) => {
-          if (!request.query.quiet) write({ stream: line });
-        }, request.query.tlsVerify ?? true);
-        write({ images: [id], id });
+        const ids = await app.engine.pullImages(q.reference, policy, {
+          tlsVerify: q.tlsVerify,
+          auth,
+          allTags: q.allTags,
+          os: q.OS || undefined,
+          arch: q.Arch || undefined,
+          variant: q.Variant || undefined,
+          progress: q.quiet ? undefined : (line) => out.write({ stream: line }),
+          signal: out.signal,
+        });
+        out.write({ images: ids, id: ids[ids.length - 1] });
       } catch (err) {
-        write({ error: err instanceof Error ? err.message : String(err) });
+        out.write({ error: err instanceof Error ? err.message : String(err) });
       }
-      reply.raw.end();
-      return reply.hijack();
+      out.end();
+      return reply;
+    },
+  );
+
+  // podman-remote puts the image name into the path unescaped (`/libpod/images/localhost/busybox:latest/push`),
+  // so push is a wildcard route, as Podman's `{name:.*}/push`.
+  type PushQuery = { destination?: string; tlsVerify?: boolean; format?: string; compressionFormat?: string; quiet?: boolean; all?: boolean; removeSignatures?: boolean };
+  app.post<{ Params: { '*': string }; Querystring: PushQuery }>(
+    '/libpod/images/*',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: { destination: str, tlsVerify: bool, format: str, compressionFormat: str, quiet: bool, all: bool, removeSignatures: bool },
+        },
+      },
+    },
+    async (request, reply) => {
+      const path = request.params['*'];
+      if (!path.endsWith('/push') || path.length <= '/push'.length) {
+        throw new PodserveError(404, 'Not Found', `no route for POST ${request.url.split('?')[0]}`);
+      }
+      const q = request.query;
+      let source = path.slice(0, -'/push'.length);
+      if (source.includes('%')) source = decodeURIComponent(source);
+      const destination = q.destination || source;
+      const auth = registryAuth(request);
+      const options = {
+        tlsVerify: q.tlsVerify,
+        auth,
+        format: q.format,
+        compressionFormat: q.compressionFormat,
+      };
+      // Quiet is the default (older clients expected no body): the outcome is the status, as in Podman 4.3.1.
+      if (q.quiet ?? true) {
+        try {
+          await images.push(source, destination, options);
+        } catch (err) {
+          const message = err instanceof Error ? err.message : String(err);
+          throw new BadRequestError(`pushing image "${destination}": ${message}`, err instanceof PodserveError ? err.causeText : message);
+        }
+        return reply.type('text/plain; charset=us-ascii').send('\n');
+      }
+      const out = openJsonStream(reply);
+      try {
+        await images.push(source, destination, { ...options, progress: (line) => out.write({ stream: line }), signal: out.signal });
+      } catch (err) {
+        out.write({ error: err instanceof Error ? err.message : String(err) });
+      }
+      out.end();
+      return reply;
     },
   );
 

@@ -28,7 +28,7 @@ import { containerFilter, type Filters } from './filters.js';
 import { StateStore } from './store.js';
 import type { Container } from './types.js';
 import { directorySize } from './disk.js';
-import { ImageService } from './images.js';
+import { ImageService, type PullOptions } from './images.js';
 import { readLogBatches, type LogRecord, type ReadLogsOptions } from './logs.js';
 import { dockerStatsStream, libpodStatsStream, statsTargets, StatsTargetError, type DockerStats, type DockerStatsOptions, type LibpodStatsOptions, type LibpodStatsReport } from './stats.js';
 import { containerTop } from './top.js';
@@ -80,8 +80,11 @@ export class Engine {
     this.imageStore = parts.images;
     this.events = parts.events;
     this.containers = new ContainerManager({ config, logger, ...parts });
-    this.images = new ImageService(parts.images, parts.events, (imageId) =>
-      this.containers.list().filter((c) => c.config.imageId === imageId).length,
+    this.images = new ImageService(
+      parts.images,
+      parts.events,
+      (imageId) => this.containers.list().filter((c) => c.config.imageId === imageId).length,
+      logger.child({ part: 'registry' }),
     );
   }
 
@@ -191,13 +194,22 @@ export class Engine {
 
   /**
    * Makes an image available as `policy` asks: `missing`/`newer` use a local copy when there is one, `never`
-   * insists on one, `always` pulls from the registry. Reports progress lines; resolves with the image id.
+   * insists on one, `always` pulls from the registry. Reports progress lines; resolves with the image id (the
+   * last one when `options.allTags` pulls several; see pullImages).
    */
-  async pullImage(reference: string, policy: string, progress: (line: string) => void, tlsVerify = true): Promise<string> {
-    const local = this.images.exists(reference) ? this.images.resolve(reference) : undefined;
-    if (local && policy !== 'always') return local.id;
+  async pullImage(reference: string, policy: string, progress: (line: string) => void, options: PullOptions = {}): Promise<string> {
+    const ids = await this.pullImages(reference, policy, { ...options, progress });
+    return ids[ids.length - 1]!;
+  }
+
+  /** pullImage, resolving with every image ID pulled. */
+  async pullImages(reference: string, policy: string, options: PullOptions = {}): Promise<string[]> {
+    const local = !options.allTags && this.images.exists(reference) ? this.images.resolve(reference) : undefined;
+    if (local && policy !== 'always') return [local.id];
     if (policy === 'never') throw noSuchImage(reference);
-    return this.images.pull(reference, { tlsVerify, progress });
+    const ids = await this.images.pull(reference, options);
+    if (ids.length === 0) throw new InternalError(`internal error: no image pulled (pull policy ${policy})`);
+    return ids;
   }
 
   /** Force-removes every container created from an image (podman rmi --force). */

@@ -4,11 +4,13 @@
  * into src/image.
  */
 import type { Readable, Writable } from 'node:stream';
+import type { Logger } from 'pino';
 import type { ImageStore, ImportOptions, LoadResult, PruneReportEntry, RemoveReport } from '../image/store.js';
 import type { ArchiveFormat, ImageRecord } from '../image/types.js';
 import type { ImageDetails } from '../image/inspect.js';
+import { pullImage, type PullOptions } from '../image/pull.js';
+import { pushImage, type PushOptions, type PushResult } from '../image/push.js';
 import type { EventBus } from './events.js';
-import { PodserveError } from '../errors.js';
 
 export {
   toLibpodImageData,
@@ -18,6 +20,9 @@ export {
   toHistoryResponse,
   type ImageDetails,
 } from '../image/inspect.js';
+export { parseRegistryAuthHeader, type RegistryAuth, type RegistryCredentials } from '../image/registry.js';
+export type { PullOptions, TransferEvent } from '../image/pull.js';
+export type { PushOptions, PushResult } from '../image/push.js';
 
 export class ImageService {
   constructor(
@@ -25,6 +30,7 @@ export class ImageService {
     private readonly events: EventBus,
     /** Number of containers using an image. */
     private readonly containersUsing: (imageId: string) => number,
+    private readonly logger?: Logger,
   ) {}
 
   private emit(status: string, record: Pick<ImageRecord, 'id' | 'names'>, name?: string): void {
@@ -100,13 +106,30 @@ export class ImageService {
     await this.store.save(namesOrIds, format, out);
   }
 
-  /** Pulls from a registry (the registry client lands with issue 3's pull/push work). */
-  async pull(reference: string, _opts: { tlsVerify: boolean; progress: (line: string) => void }): Promise<string> {
-    throw new PodserveError(
-      500,
-      `${reference}: image not known locally, and pulling from a registry is not available in this build`,
-      'image not known',
-    );
+  /**
+   * Pulls `reference` from its registry (every tag with `allTags`); resolves with the IDs pulled, in
+   * order. Emits a 'pull' event per image, or one without ID when the pull fails (as libimage does).
+   */
+  async pull(reference: string, opts: PullOptions = {}): Promise<string[]> {
+    try {
+      const pulled = await pullImage(this.store, reference, opts, this.storeLogger());
+      for (const p of pulled) this.events.emit({ type: 'image', status: 'pull', id: p.id, name: reference, attributes: {} });
+      return pulled.map((p) => p.id);
+    } catch (err) {
+      this.events.emit({ type: 'image', status: 'pull', id: '', name: reference, attributes: {} });
+      throw err;
+    }
+  }
+
+  /** Pushes the image `nameOrId` to `destination` (a registry reference; defaults to the name); emits 'push'. */
+  async push(nameOrId: string, destination: string, opts: PushOptions = {}): Promise<PushResult> {
+    const result = await pushImage(this.store, nameOrId, destination || nameOrId, opts, this.storeLogger());
+    this.events.emit({ type: 'image', status: 'push', id: result.id, name: destination || nameOrId, attributes: {} });
+    return result;
+  }
+
+  private storeLogger(): Logger {
+    return this.logger ?? this.store.logger;
   }
 
   count(): number {

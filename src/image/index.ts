@@ -11,6 +11,9 @@ export type {
   PruneReportEntry,
   ListOptions,
   StoreInfo,
+  StagedImage,
+  IncomingLayer,
+  TransferSource,
 } from './store.js';
 export {
   toLibpodImageData,
@@ -26,3 +29,6 @@ export {
 export { normalizeName, parseNormalizedNamed, parseReference, formatReference, ReferenceError } from './reference.js';
 export { applyChanges, parseSignal } from './changes.js';
 export type { ImageRecord, LayerRecord, ArchiveFormat, ImageConfigFile, ContainerConfig } from './types.js';
+export { pullImage, type PullOptions, type PulledImage, type TransferEvent } from './pull.js';
+export { pushImage, type PushOptions, type PushResult } from './push.js';
+export { RegistryClient, RegistryError, parseRegistryAuthHeader, credentialsFor, type RegistryAuth, type RegistryCredentials } from './registry.js';

@@ -19,7 +19,7 @@
 import { readdir, readFile, rename, rm, symlink, mkdir, open as openFile, writeFile, readlink } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { BadRequestError, ConflictError, InternalError, PodserveError, Sentinel, noSuchImage } from '../errors.js';
 import { asArchiveError, cleanMemberPath, decompressed, detectCompression, peek, resolveMember, spoolArchive, type SpooledArchive, type SpooledFile } from './archive.js';
@@ -133,8 +133,8 @@ export interface StoreInfo {
   layerCount: number;
 }
 
-/** One image found in an archive, ready to be committed. */
-interface PendingImage {
+/** An image whose blobs and layers are staged, ready to be committed. */
+export interface StagedImage {
   id: string;
   configBytes: Buffer;
   config: ImageConfigFile;
@@ -142,11 +142,43 @@ interface PendingImage {
   manifestType: string;
   manifestSize: number;
   annotations: Record<string, string>;
-  layers: PendingLayer[];
   /** Normalised names to assign. */
   names: string[];
+  /**
+   * Further manifests the image is known by (the manifest list it was pulled through): their
+   * digests join the image's digests, after the image's own manifest. Their bytes must be staged.
+   */
+  extraManifests?: Array<{ digest: string; size: number }>;
+}
+
+/** One image found in an archive, ready to be committed. */
+interface PendingImage extends StagedImage {
+  layers: PendingLayer[];
   /** What `load` reports for this image. */
   reportNames: string[];
+}
+
+/** A layer to bring in from a stream (a registry download): the blob as sent, verified and unpacked in one pass. */
+export interface IncomingLayer {
+  diffId: string;
+  /** Digest and size of the blob as the manifest lists it. */
+  blobDigest: string;
+  blobSize?: number;
+  /** For messages ("layer sha256:…"). */
+  what: string;
+}
+
+/** An image opened for reading its blobs (a push): pinned until `release`. */
+export interface TransferSource {
+  record: ImageRecord;
+  /** The name the image was found under. */
+  resolvedName: string;
+  configPath: string;
+  /** The image's current manifest as stored. */
+  manifest: { bytes: Buffer; digest: string; mediaType: string };
+  /** Bottom layer first. */
+  layers: Array<LayerRecord & { blobPath: string }>;
+  release: () => void;
 }
 
 interface PendingLayer {
@@ -157,8 +189,8 @@ interface PendingLayer {
   member: string;
 }
 
-/** Everything staged under tmp/ by a load or import, waiting for the commit. */
-interface Staged {
+/** Everything staged under tmp/ by a load, import or pull, waiting for the commit. Opaque outside the store. */
+export interface Staged {
   dir: string;
   /** Unpacked layers: diff ID → staged layer directory (contains layer.json and diff/). */
   layers: Map<string, { dir: string; record: LayerRecord }>;
@@ -179,6 +211,19 @@ class Mutex {
     );
     return result;
   }
+}
+
+/** Resolves once `stream` can take more data, or is gone. */
+function drainedOrClosed(stream: PassThrough): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
 }
 
 /** Now, in RFC 3339 with sub-millisecond digits and trailing zeros trimmed, as Go writes times. */
@@ -235,8 +280,9 @@ function assignName(images: Map<string, ImageRecord>, record: ImageRecord, name:
 
 export class ImageStore {
   readonly root: string;
-  private readonly logger: Logger;
-  private readonly searchRegistries: string[];
+  readonly logger: Logger;
+  /** Registries tried for short names after localhost (and, for pulls, the only ones). */
+  readonly searchRegistries: readonly string[];
   private readonly imagesFile: string;
   private readonly blobsDir: string;
   private readonly layersDir: string;
@@ -245,6 +291,12 @@ export class ImageStore {
   private images = new Map<string, ImageRecord>();
   private readonly layers = new Map<string, LayerRecord>();
   private readonly pins = new Map<string, number>();
+  /**
+   * Compressed forms of layers seen on the way in or made on the way out (diff ID → blobs), so a
+   * push can find a blob the registry already has without compressing again. Kept in memory: a
+   * lost entry only costs a recompression, which gives the same bytes.
+   */
+  private readonly compressedForms = new Map<string, Array<{ digest: string; size: number }>>();
   private readonly lock = new Mutex();
   private gcDeferred = false;
 
@@ -783,13 +835,7 @@ export class ImageStore {
     for (const image of pending) {
       staged.blobs.set(`sha256:${image.id}`, await this.stageBytes(staged, image.configBytes));
       for (const layer of image.layers) {
-        if (staged.layers.has(layer.diffId) || staged.pinnedLayers.includes(layer.diffId)) continue;
-        if (this.layers.has(layer.diffId)) {
-          // Checked and pinned in one synchronous step: a removal cannot slip in between.
-          this.pin(`layer:${layer.diffId}`);
-          staged.pinnedLayers.push(layer.diffId);
-          continue;
-        }
+        if (this.reuseLayer(staged, layer.diffId)) continue;
         await this.unpackStaged(staged, layer.blob.file, layer.diffId, layer.blob.digest, layer.blob.size, `layer "${layer.member}"`);
       }
     }
@@ -807,7 +853,7 @@ export class ImageStore {
     await mkdir(dir, { mode: 0o700 });
     const diff = join(dir, 'diff');
     await mkdir(diff, { mode: 0o755 });
-    const result = await unpackLayer(createReadStream(blobFile), diff, staged.dir, what, this.logger);
+    const result = await unpackLayer(createReadStream(blobFile), diff, dir, what, this.logger);
     if (result.diffId !== diffId) {
       throw new BadRequestError(`${what}: digest mismatch: the image config expects ${diffId}, the layer's content is ${result.diffId}`);
     }
@@ -825,7 +871,7 @@ export class ImageStore {
    * Moves staged layers and blobs into the store and records the images — the last step, under the
    * lock. On any failure everything moved is moved back.
    */
-  private async commit(staged: Staged, pending: PendingImage[]): Promise<ImageRecord[]> {
+  private async commit(staged: Staged, pending: StagedImage[]): Promise<ImageRecord[]> {
     // Flush the unpacked files before anything points at them.
     await syncFilesystem(staged.dir);
     return this.lock.run(async () => {
@@ -846,7 +892,9 @@ export class ImageStore {
           newLayers.push(layer.record);
         }
         for (const image of pending) {
-          if (!staged.blobs.has(image.manifestDigest)) throw new InternalError(`manifest ${image.manifestDigest} was not staged`);
+          for (const m of [{ digest: image.manifestDigest }, ...(image.extraManifests ?? [])]) {
+            if (!staged.blobs.has(m.digest)) throw new InternalError(`manifest ${m.digest} was not staged`);
+          }
         }
         for (const [digest, file] of staged.blobs) {
           const dest = this.blobPath(digest);
@@ -859,10 +907,13 @@ export class ImageStore {
 
         for (const image of pending) {
           let record = next.get(image.id);
+          const extras = image.extraManifests ?? [];
           if (record) {
             // Podman keeps the first digest as the image's Digest; the new manifest becomes current.
-            if (!record.digests.includes(image.manifestDigest)) record.digests.push(image.manifestDigest);
-            record.manifestSizes[image.manifestDigest] = image.manifestSize;
+            for (const m of [{ digest: image.manifestDigest, size: image.manifestSize }, ...extras]) {
+              if (!record.digests.includes(m.digest)) record.digests.push(m.digest);
+              record.manifestSizes[m.digest] = m.size;
+            }
             record.manifestDigest = image.manifestDigest;
             record.manifestType = image.manifestType;
             record.manifestSize = image.manifestSize;
@@ -873,8 +924,8 @@ export class ImageStore {
               names: [],
               namesHistory: [],
               digest: image.manifestDigest,
-              digests: [image.manifestDigest],
-              manifestSizes: { [image.manifestDigest]: image.manifestSize },
+              digests: [image.manifestDigest, ...extras.map((m) => m.digest).filter((d) => d !== image.manifestDigest)],
+              manifestSizes: Object.fromEntries([...extras.map((m) => [m.digest, m.size]), [image.manifestDigest, image.manifestSize]]),
               manifestDigest: image.manifestDigest,
               manifestType: image.manifestType,
               manifestSize: image.manifestSize,
@@ -902,6 +953,168 @@ export class ImageStore {
       this.images = next;
       return committed.map((r) => structuredClone(next.get(r.id)!));
     });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // staging for transfers (src/image/pull.ts): the same staging and commit path as a load
+
+  /** A fresh staging area; the caller must `closeStaging` it whatever happens. */
+  async openStaging(prefix: string): Promise<Staged> {
+    return this.newStaging(prefix);
+  }
+
+  /** Removes the staging area and releases what it pinned (after a commit, or instead of one). */
+  async closeStaging(staged: Staged): Promise<void> {
+    await this.dropStaging(staged);
+  }
+
+  /**
+   * True when the layer need not be brought in: staged already, or in the store — then pinned until
+   * the staging area is closed, so that a concurrent removal cannot take it away before the commit.
+   */
+  reuseLayer(staged: Staged, diffId: string): boolean {
+    if (staged.layers.has(diffId) || staged.pinnedLayers.includes(diffId)) return true;
+    if (this.layers.has(diffId)) {
+      // Checked and pinned in one synchronous step: a removal cannot slip in between.
+      this.pin(`layer:${diffId}`);
+      staged.pinnedLayers.push(diffId);
+      return true;
+    }
+    return false;
+  }
+
+  /** Stages a small blob (config, manifest) known to have `digest`; refuses bytes that do not. */
+  async stageBlob(staged: Staged, digest: string, bytes: Buffer): Promise<void> {
+    const actual = sha256Digest(bytes);
+    if (actual !== digest) throw new BadRequestError(`blob ${digest}: Digest did not match, expected ${digest}, got ${actual}`);
+    staged.blobs.set(digest, await this.stageBytes(staged, bytes));
+  }
+
+  /**
+   * Brings in a layer from a stream in one pass: each chunk is hashed, written to the staged blob
+   * file and fed to the unpacker. When the stream ends, its digest and size must be the manifest's
+   * and the unpacked content's digest the config's diff ID; otherwise the layer is refused (the
+   * caller drops the staging area, so nothing stays behind). If unpacking fails first, the rest of
+   * the stream (at most the declared size) is still read so that a corrupt blob is reported as a
+   * digest mismatch rather than as whatever the unpacker tripped over.
+   */
+  async stageLayer(staged: Staged, input: AsyncIterable<Buffer>, layer: IncomingLayer, onBytes?: (bytes: number) => void): Promise<void> {
+    const dir = join(staged.dir, `layer-${digestHex(layer.diffId)}`);
+    await mkdir(dir, { mode: 0o700 });
+    const diff = join(dir, 'diff');
+    await mkdir(diff, { mode: 0o755 });
+    const blobFile = join(staged.dir, `blob-${digestHex(layer.blobDigest)}`);
+
+    const feed = new PassThrough({ highWaterMark: 1024 * 1024 });
+    feed.on('error', () => undefined); // the unpacker destroys it on failure; its error is reported from there
+    const unpacking = unpackLayer(feed, diff, dir, layer.what, this.logger);
+    unpacking.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
+    const counter = new Sha256Counter();
+    const fh = await openFile(blobFile, 'wx', 0o600);
+    try {
+      for await (const chunk of input) {
+        counter.update(chunk);
+        if (layer.blobSize !== undefined && counter.bytes > layer.blobSize) {
+          throw new BadRequestError(`${layer.what}: the blob is larger than the ${layer.blobSize} bytes its manifest declares`);
+        }
+        await fh.write(chunk);
+        onBytes?.(counter.bytes);
+        if (!feed.destroyed && !feed.write(chunk)) await drainedOrClosed(feed);
+      }
+    } catch (err) {
+      feed.destroy();
+      await unpacking.catch(() => undefined);
+      throw err;
+    } finally {
+      await fh.close();
+    }
+    const digest = counter.digest();
+    if (digest !== layer.blobDigest) {
+      feed.destroy();
+      await unpacking.catch(() => undefined);
+      throw new BadRequestError(`${layer.what}: Digest did not match, expected ${layer.blobDigest}, got ${digest}`);
+    }
+    if (layer.blobSize !== undefined && counter.bytes !== layer.blobSize) {
+      feed.destroy();
+      await unpacking.catch(() => undefined);
+      throw new BadRequestError(`${layer.what}: the blob has ${counter.bytes} bytes, its manifest declares ${layer.blobSize}`);
+    }
+    feed.end();
+    const result = await unpacking;
+    if (result.diffId !== layer.diffId) {
+      throw new BadRequestError(`${layer.what}: digest mismatch: the image config expects ${layer.diffId}, the layer's content is ${result.diffId}`);
+    }
+    const record: LayerRecord = {
+      diffId: layer.diffId,
+      size: result.size,
+      blob: { digest, size: counter.bytes, compression: result.compression === 'gzip' ? 'gzip' : 'none' },
+    };
+    await writeFile(join(dir, 'layer.json'), JSON.stringify(record));
+    staged.layers.set(layer.diffId, { dir, record });
+    staged.blobs.set(digest, blobFile);
+    if (record.blob.compression === 'gzip') this.rememberCompressedForm(layer.diffId, digest, counter.bytes);
+  }
+
+  /** Commits staged images (names move to them); returns their records. */
+  async commitStaged(staged: Staged, images: StagedImage[]): Promise<ImageRecord[]> {
+    return this.commit(staged, images);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // reading an image for a push (src/image/push.ts)
+
+  /** Opens an image's blobs for reading; they stay pinned until `release`. */
+  async openForTransfer(nameOrId: string): Promise<TransferSource> {
+    const found = this.lookup(nameOrId);
+    if (!found) throw noSuchImage(nameOrId);
+    const record = structuredClone(found.record);
+    const pins: string[] = [];
+    const pin = (key: string): void => {
+      this.pin(key);
+      pins.push(key);
+    };
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.releasePins(pins);
+    };
+    try {
+      pin(`blob:sha256:${record.id}`);
+      pin(`blob:${record.manifestDigest}`);
+      const layers = record.layers.map((diffId) => {
+        const layer = this.layers.get(diffId);
+        if (!layer) throw new InternalError(`image ${record.id}: layer ${diffId} is missing from the store`);
+        pin(`layer:${diffId}`);
+        return { ...structuredClone(layer), blobPath: this.blobPath(layer.blob.digest) };
+      });
+      const bytes = await readFile(this.blobPath(record.manifestDigest));
+      return {
+        record,
+        resolvedName: found.resolvedName,
+        configPath: this.blobPath(`sha256:${record.id}`),
+        manifest: { bytes, digest: record.manifestDigest, mediaType: record.manifestType },
+        layers,
+        release,
+      };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  /** Records that `digest` (`size` bytes) is a compressed form of layer `diffId`. */
+  rememberCompressedForm(diffId: string, digest: string, size: number): void {
+    if (digest === diffId) return;
+    const forms = this.compressedForms.get(diffId) ?? [];
+    if (forms.some((f) => f.digest === digest)) return;
+    forms.unshift({ digest, size });
+    this.compressedForms.set(diffId, forms.slice(0, 8));
+  }
+
+  /** Compressed forms of a layer seen so far, most recent first. */
+  compressedFormsOf(diffId: string): Array<{ digest: string; size: number }> {
+    return [...(this.compressedForms.get(diffId) ?? [])];
   }
 
   // ---------------------------------------------------------------------------------------------
