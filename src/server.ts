@@ -12,6 +12,7 @@ import { installUpgradeDispatcher } from './stream/hijack.js';
 import { stripVersionPrefix, type VersionedRequest } from './http/version-prefix.js';
 import type { IdleTracker } from './http/idle.js';
 import { clientErrorHandler, httpServerOptions, resolveLimits, StreamGate, type HttpLimits } from './http/limits.js';
+import { compileOnFirstUse } from './http/lazy-validation.js';
 import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
 import type { ServerOptions as HttpServerOptions } from 'node:http';
 import type { FastifyHttpsOptions } from 'fastify';
@@ -87,7 +88,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     bodyLimit: limits.bodyLimit,
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 },
     // No type coercion: query strings are converted by normalizeQuery (Go rules); bodies must have the right types.
-    ajv: { customOptions: { coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false } },
+    ajv: {
+      customOptions: { coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false },
+      // Compile each route schema when first needed, not all at start-up: socket activation pays start-up on every
+      // cold connection (src/http/lazy-validation.ts; the service compiles the rest once it serves).
+      onCreate: compileOnFirstUse,
+    },
     forceCloseConnections: 'idle',
     return503OnClosing: false,
   };
@@ -127,6 +133,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('preValidation', async (request) => {
     const schema = request.routeOptions.schema?.querystring as QuerySchemaLike | undefined;
     if (schema) request.query = normalizeQuery(request.query as Record<string, unknown>, schema);
+  });
+
+  // Podman labels JSON exactly `application/json`; the docker CLI compares it literally (image load).
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (reply.getHeader('content-type') === 'application/json; charset=utf-8') reply.header('content-type', 'application/json');
+    return payload;
   });
 
   app.addHook('onResponse', async (request, reply) => {

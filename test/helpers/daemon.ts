@@ -160,7 +160,7 @@ export async function startDaemon(t: { teardown: (fn: () => unknown) => void }, 
     await stop();
     if (!opts.dir) {
       unmountUnder(dir);
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     }
   });
   try {
