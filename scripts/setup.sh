@@ -25,6 +25,9 @@ if (( ${#missing[@]} )); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# CRIU 4 in a private prefix for checkpoint/restore (Debian 12's criu 3.17 fails on this kernel).
+scripts/criu.sh >/dev/null
+
 # npm packages: install only when the lock file changed since the last install. (`npm install` rather than
 # `npm ci`: node-unix-socket declares platform packages that do not exist, which `npm ci` refuses.)
 stamp=node_modules/.podserve-lock-stamp
