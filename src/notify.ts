@@ -4,8 +4,9 @@
  *
  * Filesystem sockets are reached with node-unix-socket's datagram socket. Abstract names (`@name`) are not:
  * that library always passes the full 108-byte sockaddr, which names a different abstract socket than the one
- * systemd bound, so for those the message goes through `systemd-notify --pid=<our pid>`, which sends it with our
- * pid in its credentials (what `NotifyAccess=main` checks).
+ * systemd bound, so for those the message goes through `systemd-notify --pid=<our pid> --no-block`, which sends it
+ * with our pid in its credentials (what `NotifyAccess=main` checks); no barrier is needed, since that pid is ours
+ * and alive.
  */
 import { execFile } from 'node:child_process';
 import type { Logger } from 'pino';
@@ -71,7 +72,7 @@ export class SystemdNotifier {
     return new Promise((resolve, reject) => {
       execFile(
         this.notifyCommand,
-        [`--pid=${process.pid}`, ...message.split('\n')],
+        [`--pid=${process.pid}`, '--no-block', ...message.split('\n')],
         { env: { ...process.env, NOTIFY_SOCKET: target }, timeout: 5000 },
         (err, _stdout, stderr) => (err ? reject(new Error(`${this.notifyCommand}: ${stderr.trim() || err.message}`)) : resolve()),
       );

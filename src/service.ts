@@ -13,6 +13,7 @@ import { isLoopbackHost } from './args.js';
 import type { DaemonConfig } from './config.js';
 import { Engine } from './engine/engine.js';
 import { IdleTracker } from './http/idle.js';
+import { compilePendingValidators } from './http/lazy-validation.js';
 import { resolveLimits, StreamGate, type HttpLimits } from './http/limits.js';
 import { loadTlsOptions } from './http/tls.js';
 import { createLogger } from './logger.js';
@@ -177,6 +178,9 @@ async function serve(
   const status = `Serving the API${https ? ' over TLS (client certificates required)' : ''} on ${where}`;
   logger.info({ where, tls: Boolean(https) }, 'serving');
   await notifier.ready(status);
+  // Route schemas not needed by a request yet are compiled now, between requests (they were left for later to
+  // keep start-up short), so a broken one shows in the log right away.
+  void compilePendingValidators(logger).then((r) => logger.debug(r, 'route schemas compiled'));
 
   async function stop(reason: string): Promise<void> {
     // Synchronously, before anything else: from here on no connection is accepted (under socket activation they

@@ -10,6 +10,8 @@ export class IdleTracker {
   private active = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Bumped on every sign of activity, so a decision taken on stale information can be dropped. */
+  private generation = 0;
 
   constructor(
     private readonly seconds: number,
@@ -24,6 +26,7 @@ export class IdleTracker {
   /** Marks one unit of work as begun; the returned function ends it (idempotent). */
   begin(): () => void {
     this.active++;
+    this.generation++;
     this.clear();
     let ended = false;
     return () => {
@@ -44,10 +47,17 @@ export class IdleTracker {
   }
 
   private touch(): void {
+    this.generation++;
     this.clear();
     if (this.seconds <= 0 || this.stopped || this.active > 0) return;
     this.timer = setTimeout(() => {
-      if (this.active === 0 && !this.stopped) this.onIdle();
+      // Timers run before the event loop polls for I/O: a client may be waiting in the accept queue right now
+      // (a busy machine, or a socket-activated start that took longer than the idle time). Decide after this
+      // turn's poll, in which its connection is accepted and touches us.
+      const seen = this.generation;
+      setImmediate(() => {
+        if (seen === this.generation && this.active === 0 && !this.stopped) this.onIdle();
+      });
     }, this.seconds * 1000);
     this.timer.unref();
   }

@@ -1,7 +1,7 @@
 /**
  * HTTP limits on the real app (buildApp) with short timeouts: slow or silent request heads, oversized heads,
  * garbage, bad JSON and oversized bodies get Podman-shaped 4xx answers; quiet long-lived responses (streams,
- * waits, hijacked connections) are not cut; long-lived requests are capped.
+ * waits, hijacked sessions) are not cut; long-lived requests are capped.
  */
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { parseCommandLine } from '../../../src/args.js';
 import { Engine } from '../../../src/engine/engine.js';
 import { isLongLived, type HttpLimits } from '../../../src/http/limits.js';
 import { buildApp } from '../../../src/server.js';
+import { hijack, RAW_STREAM_CONTENT_TYPE } from '../../../src/stream/hijack.js';
 import { request } from '../../helpers/daemon.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -35,7 +36,7 @@ async function startApp(t: { teardown: (fn: () => unknown) => void }): Promise<{
   const app = await buildApp({ engine, logger, limits: LIMITS });
 
   // Stand-ins for the long-lived routes: a stream quiet for longer than every timeout, an answer that takes as
-  // long, a hijacked connection that writes now and then, and a route that declares itself long-lived.
+  // long, and a route that declares itself long-lived.
   app.get('/_test/quiet-stream', async (_request, reply) => {
     reply.hijack();
     reply.raw.writeHead(200, { 'Content-Type': 'text/plain' });
@@ -46,18 +47,15 @@ async function startApp(t: { teardown: (fn: () => unknown) => void }): Promise<{
     await sleep(2500);
     return { done: true };
   });
+  // An attach-like session through the project's hijack helper: stdin echoed back for as long as the client
+  // types, slowly, then a last chunk and the end.
   app.post('/_test/hijack', async (request, reply) => {
     reply.hijack();
-    const socket = request.raw.socket;
-    socket.write('HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
-    let n = 0;
-    const timer = setInterval(() => {
-      socket.write(`chunk ${++n}\n`);
-      if (n === 3) {
-        clearInterval(timer);
-        socket.end();
-      }
-    }, 1000);
+    const { socket } = hijack(request.raw, { contentType: RAW_STREAM_CONTENT_TYPE });
+    socket.on('data', (chunk: Buffer) => socket.write(`echo ${chunk.toString()}`));
+    socket.on('end', () => {
+      socket.end('bye\n');
+    });
   });
   app.post(
     '/_test/json',
@@ -95,6 +93,26 @@ function raw(path: string, chunks: (string | Buffer)[], pauseMs = 0): Promise<{ 
         socket.write(chunk);
         if (pauseMs) await sleep(pauseMs);
       }
+    });
+  });
+}
+
+/** A client of /_test/hijack: a line of stdin every 700 ms, four times, then half-close; returns all it read. */
+function attachLike(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    let text = '';
+    socket.on('data', (c: Buffer) => (text += c.toString()));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+    socket.on('connect', async () => {
+      socket.write('POST /_test/hijack HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n');
+      for (let i = 1; i <= 4; i++) {
+        await sleep(700);
+        socket.write(`in ${i}\n`);
+      }
+      await sleep(300);
+      socket.end();
     });
   });
 }
@@ -152,11 +170,11 @@ t.test('quiet long-lived responses outlast every timeout', async (t) => {
   const [stream, answer, hijacked] = await Promise.all([
     raw(socket, ['GET /_test/quiet-stream HTTP/1.1\r\nHost: d\r\n\r\n']),
     request(socket, 'GET', '/_test/slow-answer', undefined, { Connection: 'close' }),
-    raw(socket, ['POST /_test/hijack HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n']),
+    attachLike(socket),
   ]);
   t.match(stream.text, /start\n[\s\S]*end\n/, 'a stream silent for 2.5 s (head timeout 1 s, keep-alive 0.5 s) ends normally');
   t.equal(answer.status, 200, 'an answer that takes 2.5 s arrives');
-  t.match(hijacked.text, /^HTTP\/1\.1 101 UPGRADED[\s\S]*chunk 1\n[\s\S]*chunk 3\n$/, 'a hijacked connection lives for 3 s');
+  t.match(hijacked, /^HTTP\/1\.1 200 OK\r\n[\s\S]*echo in 1\n[\s\S]*echo in 4\nbye\n$/, 'a hijacked session typing every 0.7 s for 3 s is not cut');
 });
 
 t.test('long-lived requests are capped, and slots come back', async (t) => {
