@@ -10,10 +10,13 @@
  *
  * Data moves with backpressure both ways and without per-byte JavaScript on the output path: a client that reads
  * slowly pauses the attach socket, which blocks conmon's writes and in turn the container. Detach keys are scanned
- * on stdin only.
+ * on stdin only: anywhere in the byte stream for a TTY session (keys typed fast or pasted may share a read), and
+ * for a session without a terminal only when each key arrives as a read of its own, as Podman's CopyDetachable
+ * matches them — stdin of such a session is often binary data (a file piped through `podman run -i`), in which
+ * ctrl-p ctrl-q would otherwise turn up by chance (about 800 times in 50 MiB of random bytes).
  */
 import { once } from 'node:events';
-import type { Duplex } from 'node:stream';
+import { Transform, type Duplex, type Readable, type TransformCallback } from 'node:stream';
 import type { Logger } from 'pino';
 import { BadRequestError, InternalError, PodserveError, Sentinel, stateImproper } from '../errors.js';
 import type { AttachConnection, AttachPacket } from '../oci/types.js';
@@ -234,6 +237,7 @@ export function pumpAttach(opts: PumpOptions): Promise<PumpEnd> {
     let settled = false;
     const stopInput = new AbortController();
     let waitingForDrain = false;
+    let gate: SingleReadDetachGate | undefined;
 
     const writeOut = (payload: Buffer, stream: StreamId): boolean => {
       if (!multiplexed) return client.write(payload);
@@ -279,6 +283,7 @@ export function pumpAttach(opts: PumpOptions): Promise<PumpEnd> {
       client.removeListener('drain', onDrain);
       client.removeListener('close', onClientClose);
       client.removeListener('data', discard);
+      if (gate) client.unpipe(gate);
       stopInput.abort();
       resolve(end);
     };
@@ -294,9 +299,17 @@ export function pumpAttach(opts: PumpOptions): Promise<PumpEnd> {
       client.on('data', discard);
       return;
     }
-    copyInput(client, (chunk) => conn.write(chunk), { detachKeys, signal: stopInput.signal }).then(
+    let input: Readable = client;
+    if (!tty && detachKeys.length > 0) {
+      gate = new SingleReadDetachGate(detachKeys);
+      client.pipe(gate);
+      input = gate;
+    }
+    copyInput(input, (chunk) => conn.write(chunk), { detachKeys: tty ? detachKeys : undefined, signal: stopInput.signal }).then(
       (result) => {
-        if (result.reason === 'eof') {
+        if (result.reason === 'eof' && gate?.detached) {
+          finish({ kind: 'detached' });
+        } else if (result.reason === 'eof') {
           logger.debug({ bytes: result.bytes }, 'client stdin ended: half-closing the attach socket');
           conn.closeWrite().catch((err: unknown) => logger.debug({ err }, 'closeWrite failed'));
         } else if (result.reason === 'detached') {
@@ -311,6 +324,54 @@ export function pumpAttach(opts: PumpOptions): Promise<PumpEnd> {
       },
     );
   });
+}
+
+/**
+ * Podman's detach rule for sessions without a terminal (containers/common CopyDetachable): the sequence counts
+ * only when each of its keys is a read of exactly one byte; any other read, and the held keys before it, pass on
+ * unchanged. Ends its readable side on a match (`detached` turns true). Chunks must be the client's reads, as a
+ * pipe from the socket delivers them.
+ */
+export class SingleReadDetachGate extends Transform {
+  private readonly keys: Buffer;
+  private held: Buffer[] = [];
+  private isDetached = false;
+
+  constructor(keys: Buffer) {
+    super();
+    this.keys = Buffer.from(keys);
+  }
+
+  get detached(): boolean {
+    return this.isDetached;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.isDetached) return callback();
+    const matched = this.held.length;
+    if (chunk.length === 1 && chunk[0] === this.keys[matched]) {
+      if (matched + 1 === this.keys.length) {
+        this.isDetached = true;
+        this.held = [];
+        this.push(null);
+      } else {
+        this.held.push(chunk);
+      }
+      return callback();
+    }
+    if (matched > 0) {
+      for (const key of this.held) this.push(key);
+      this.held = [];
+    }
+    this.push(chunk);
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (!this.isDetached) for (const key of this.held) this.push(key);
+    this.held = [];
+    callback();
+  }
 }
 
 /** Closes both ends as Podman does for each way a session can end. */

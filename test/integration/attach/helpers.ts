@@ -3,6 +3,7 @@
  * stdin, half-close, multiplexed frame decoding) and a pseudo-terminal driver for the podman/docker CLIs.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { join } from 'node:path';
 import { spawn as spawnPty, type IPty } from 'node-pty';
@@ -314,4 +315,35 @@ export function journalEvents(d: Daemon): JournalEvent[] {
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as JournalEvent);
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs a CLI to completion (no terminal); `input` becomes its stdin (then EOF). */
+export function runCli(file: string, args: string[], opts: { input?: Buffer | string | NodeJS.ReadableStream; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${file} ${args.join(' ')} timed out; stderr: ${err}`));
+    }, opts.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout: Buffer.concat(out), stderr: err });
+    });
+    child.stdin.on('error', () => undefined);
+    const input = opts.input;
+    if (input === undefined) child.stdin.end();
+    else if (typeof input === 'string' || Buffer.isBuffer(input)) child.stdin.end(input);
+    else input.pipe(child.stdin);
+  });
 }
