@@ -81,14 +81,17 @@ export function withoutTransport(reference: string): string {
 
 /** Fully qualified, tagged (or digested) names to try for `reference`, as libimage resolves them. */
 export function pullCandidates(reference: string, searchRegistries: readonly string[], dockerHubDefault = false): Reference[] {
+  // An explicit docker:// transport names a Docker reference: `docker://busybox` is docker.io/library/busybox.
+  const viaTransport = reference.trim().startsWith('docker://');
   const name = withoutTransport(reference.trim());
   let parsed: Reference;
   try {
     parsed = parseReference(name);
+    parseNormalizedNamed(name); // Docker's rules too: "UPPER/x" is no registry, so it must be lowercase
   } catch (err) {
     throw new BadRequestError(`parsing reference "${reference}": ${(err as Error).message}`);
   }
-  if (isShortName(name) && !dockerHubDefault) {
+  if (isShortName(name) && !dockerHubDefault && !viaTransport) {
     if (searchRegistries.length === 0) {
       throw new PodserveError(
         500,

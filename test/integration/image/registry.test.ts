@@ -237,6 +237,42 @@ t.test('docker CLI pull and push through the compat API', async (t) => {
   });
 });
 
+t.test('manifest formats, pulls by digest and of every tag', async (t) => {
+  await removeAll(d);
+  await loadBusybox(d.socket);
+  const accept = { Accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' };
+  for (const [format, type] of [
+    ['oci', 'application/vnd.oci.image.manifest.v1+json'],
+    ['v2s2', 'application/vnd.docker.distribution.manifest.v2+json'],
+  ] as const) {
+    const res = await d.request('POST', `/v4.3.1/libpod/images/localhost%2Fbusybox/push?destination=${reg.host}/formats:${format}&tlsVerify=false&format=${format}`);
+    t.equal(res.status, 200, res.text);
+    const manifest = await fetch(`${reg.url}/v2/formats/manifests/${format}`, { headers: accept });
+    t.equal(manifest.headers.get('content-type'), type, `format=${format} pushes ${type}`);
+    const body = (await manifest.json()) as { config: { digest: string; mediaType: string }; layers: Array<{ mediaType: string }> };
+    t.equal(body.config.digest, `sha256:${BUSYBOX_ID()}`, 'same config, so the same image ID');
+    t.match(body.layers[0]!.mediaType, /gzip/, 'layers are compressed for the registry');
+  }
+  const v1 = await d.request('POST', `/v4.3.1/libpod/images/localhost%2Fbusybox/push?destination=${reg.host}/formats:v1&tlsVerify=false&format=v2s1`);
+  t.equal(v1.status, 400, 'schema 1 is refused');
+  t.match(v1.json().message, /v2s1/);
+
+  // By digest: the image is found under that digest afterwards.
+  const digest = (await registryDigest(reg, 'formats', 'oci'))!;
+  await removeAll(d);
+  const byDigest = await quietPull(d, `${reg.host}/formats@${digest}`);
+  t.same(byDigest.images, [BUSYBOX_ID()]);
+  t.equal((await inspect(d, `${reg.host}/formats@${digest}`)).Id, BUSYBOX_ID());
+  const wrongDigest = await quietPull(d, `${reg.host}/formats@sha256:${'0'.repeat(64)}`);
+  t.match(String(wrongDigest.error), /manifest unknown/);
+
+  // allTags: every tag of the repository, one image (they are all busybox).
+  const all = await d.request('POST', `/v4.3.1/libpod/images/pull?reference=${reg.host}/formats&tlsVerify=false&allTags=true`);
+  const report = jsonLines(all.text);
+  t.same(report[report.length - 1], { images: [BUSYBOX_ID(), BUSYBOX_ID()], id: BUSYBOX_ID() });
+  t.same((await inspect(d, BUSYBOX_ID())).RepoTags.sort(), [`${reg.host}/formats:oci`, `${reg.host}/formats:v2s2`]);
+});
+
 t.test('a manifest list resolves to linux/amd64, or to the platform asked for', async (t) => {
   await removeAll(d);
   // Reuse busybox's blobs: an arm64 twin differs only in its config.
