@@ -147,10 +147,11 @@ t.test('detach keys (TTY): default ctrl-p,ctrl-q, split or in one packet; the co
   t.ok((await second.done()).toString('latin1').endsWith('Error: detached from container\n'), 'the sequence in one packet detaches too');
 
   // Custom and disabled keys, against `cat -v` (XON/XOFF off so the terminal passes ctrl-q on).
-  const catId = await createContainer(d, { command: ['sh', '-c', 'stty -ixon; exec cat -v'], terminal: true, stdin: true });
-  await startContainer(d, catId);
+  const catId = await createContainer(d, { command: ['sh', '-c', 'stty -ixon; echo ready; exec cat -v'], terminal: true, stdin: true });
   const custom = hijackRequest(d, { path: attachPath(catId, 'detachKeys=q,z'), upgrade: true });
   await custom.head;
+  await startContainer(d, catId);
+  await custom.waitForText('ready');
   // ctrl-p ctrl-q mean nothing now; a partial match (q) broken by another byte passes through.
   custom.write('\x10\x11qa\n');
   await custom.waitForText('^P^Qqa');
