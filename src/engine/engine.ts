@@ -32,9 +32,6 @@ import { ImageService, type PullOptions } from './images.js';
 import { readLogBatches, type LogRecord, type ReadLogsOptions } from './logs.js';
 import { dockerStatsStream, libpodStatsStream, statsTargets, StatsTargetError, type DockerStats, type DockerStatsOptions, type LibpodStatsOptions, type LibpodStatsReport } from './stats.js';
 import { containerTop } from './top.js';
-import { readLogBatches, type LogRecord, type ReadLogsOptions } from './logs.js';
-import { dockerStatsStream, libpodStatsStream, statsTargets, StatsTargetError, type DockerStats, type DockerStatsOptions, type LibpodStatsOptions, type LibpodStatsReport } from './stats.js';
-import { containerTop } from './top.js';
 
 export interface VersionComponent {
   Name: string;
@@ -236,53 +233,6 @@ export class Engine {
       }
     }
     return results;
-  }
-
-  // ------------------------------------------------------------------------------------------ logs, stats, top
-
-  /**
-   * A container's k8s-file log as batches of records (see readLogBatches); with `follow`, reading goes on while
-   * the container runs and ends after a final read once it stopped.
-   */
-  containerLogs(c: Container, opts: Omit<ReadLogsOptions, 'isRunning' | 'waitExit' | 'logger'>): AsyncGenerator<LogRecord[], void, undefined> {
-    if (c.config.logDriver === 'none') {
-      throw new InternalError(
-        `failed to obtain logs for Container '${c.name}': this container is using the 'none' log driver, cannot read logs: this container is not logging output`,
-      );
-    }
-    const running = (now: Container | undefined): boolean => now !== undefined && this.containers.isRunning(now);
-    return readLogBatches(c.config.logPath, {
-      ...opts,
-      isRunning: () => running(this.containers.tryLookup(c.id)),
-      waitExit: async (signal) => {
-        await this.containers.waitFor(c.id, (now) => !running(now), signal);
-      },
-      logger: this.logger,
-    });
-  }
-
-  /** Docker stats objects of a container: none when it does not run; streamed until it stops or `signal` aborts. */
-  dockerStats(c: Container, opts: DockerStatsOptions): AsyncGenerator<DockerStats, void, undefined> {
-    return dockerStatsStream(this.containers, c.id, opts);
-  }
-
-  /**
-   * libpod's stats reports for the named containers (all when none).
-   * @throws NotFoundError at once when a named container does not exist
-   */
-  libpodStats(names: readonly string[], opts: LibpodStatsOptions): AsyncGenerator<LibpodStatsReport, void, undefined> {
-    try {
-      statsTargets(this.containers, names);
-    } catch (err) {
-      if (err instanceof StatsTargetError) throw noSuchContainer(err.nameOrId);
-      throw err;
-    }
-    return libpodStatsStream(this.containers, names, opts);
-  }
-
-  /** Podman's top: tab-separated lines, titles first (psgo descriptors, or ps(1) run in the container). */
-  top(c: Container, psArgs: string): Promise<string[]> {
-    return containerTop({ oci: this.oci, logger: this.logger }, c, psArgs);
   }
 
   // ------------------------------------------------------------------------------------------ logs, stats, top
