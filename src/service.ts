@@ -8,6 +8,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { Server } from 'node:http';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { isLoopbackHost } from './args.js';
 import type { DaemonConfig } from './config.js';
@@ -95,6 +96,8 @@ async function listenUnix(server: Server, path: string, group: string | undefine
 export interface ServiceOptions {
   /** Overrides of the HTTP limits (tests use short timeouts). */
   limits?: Partial<HttpLimits>;
+  /** Called with the app before it is made ready (tests add probe routes). */
+  configureApp?: (app: FastifyInstance) => void;
 }
 
 export async function runService(config: DaemonConfig, options: ServiceOptions = {}): Promise<void> {
@@ -130,6 +133,7 @@ async function serve(
   const idle = new IdleTracker(config.idleTimeoutSec, () => void shutdown('idle timeout'));
   const streams = new StreamGate(limits.maxStreams);
   const app = await buildApp({ engine, logger, idle, limits, https, streams });
+  options.configureApp?.(app);
   await app.ready();
   installStreamDispatcher(app, logger);
   const server = app.server;
@@ -207,6 +211,7 @@ async function serve(
     return new Promise((resolve) => {
       const deadline = Date.now() + SHUTDOWN_GRACE_MS;
       let sweep: NodeJS.Timeout | undefined;
+      let warned = false;
       const finish = (): void => {
         if (sweep) clearInterval(sweep);
         resolve();
@@ -216,7 +221,10 @@ async function serve(
         server.closeIdleConnections();
         const ordinaryInFlight = idle.activeCount - streams.openStreams;
         if (ordinaryInFlight <= 0 || Date.now() > deadline) {
-          if (ordinaryInFlight > 0) logger.warn({ requests: ordinaryInFlight }, 'requests still in flight after the grace period; closing');
+          if (ordinaryInFlight > 0 && !warned) {
+            warned = true;
+            logger.warn({ requests: ordinaryInFlight }, 'requests still in flight after the grace period; closing');
+          }
           for (const socket of sockets) socket.destroy();
         }
       };
