@@ -250,6 +250,9 @@ async function pullOne(store: ImageStore, ref: Reference, opts: PullOptions, log
     } catch (err) {
       throw registryError(`reading blob ${configDigest}`, err);
     }
+    if (typeof doc.config.size === 'number' && doc.config.size !== configBytes.length) {
+      throw new RegistryError(`config ${configDigest} has ${configBytes.length} bytes, its manifest declares ${doc.config.size}`);
+    }
     const config = parseJson<ImageConfigFile>(configBytes, `config ${configDigest}`);
     const diffIds = config?.rootfs?.diff_ids;
     if (!Array.isArray(diffIds) || !diffIds.every(isSha256Digest)) throw new RegistryError(`config ${configDigest}: rootfs.diff_ids must be a list of sha256 digests`);

@@ -13,7 +13,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Logger } from 'pino';
 import { BadRequestError, PodserveError } from '../errors.js';
 import { Sha256Counter, sha256Digest } from './digest.js';
@@ -404,8 +404,13 @@ export class RegistryClient {
       if (o.body === undefined) req.end();
       else if (Buffer.isBuffer(o.body)) req.end(o.body);
       else {
-        o.body.on('error', (err) => req.destroy(err));
-        o.body.pipe(req);
+        const body = o.body;
+        body.on('error', (err) => req.destroy(err));
+        // A registry that answers before taking the whole body (a refusal) leaves the source paused: release it.
+        req.once('close', () => {
+          if (!body.readableEnded) body.destroy();
+        });
+        body.pipe(req);
       }
     });
   }
@@ -680,9 +685,4 @@ function asRegistryError(err: unknown): RegistryError {
 /** Wraps any error of a registry operation in a RegistryError with `context` in front. */
 export function registryError(context: string, err: unknown): RegistryError {
   return asRegistryError(err).within(context);
-}
-
-/** A readable that yields the bytes of `buffers` (for uploads of small documents). */
-export function bufferSource(bytes: Buffer): UploadSource {
-  return { open: () => Readable.from([bytes]), digest: sha256Digest(bytes), size: bytes.length };
 }
