@@ -1,0 +1,184 @@
+/**
+ * The benchmark's clients: JSON requests over a keep-alive agent on a unix socket, and raw hijacked connections
+ * (attach, exec start) read with a small multiplexed-frame counter.
+ */
+import { Agent, request as httpRequest } from 'node:http';
+import { connect, type Socket } from 'node:net';
+
+export interface Reply {
+  status: number;
+  body: Buffer;
+}
+
+/** An HTTP client for one daemon: every request goes over one keep-alive agent (up to `maxSockets` connections). */
+export class ApiClient {
+  readonly agent: Agent;
+
+  constructor(
+    readonly socketPath: string,
+    maxSockets = 16,
+  ) {
+    this.agent = new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+  }
+
+  request(method: string, path: string, body?: unknown, timeoutMs = 120_000): Promise<Reply> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        {
+          socketPath: this.socketPath,
+          agent: this.agent,
+          method,
+          path,
+          headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': String(payload.length) } : {},
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }));
+          res.on('error', reject);
+        },
+      );
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  /** A request that must answer `expected`; resolves with the parsed JSON body (or undefined when empty). */
+  async call<T = unknown>(method: string, path: string, body?: unknown, expected: number[] = [200, 201, 204]): Promise<T> {
+    const reply = await this.request(method, path, body);
+    if (!expected.includes(reply.status)) {
+      throw new Error(`${method} ${path} → ${reply.status}: ${reply.body.toString('utf8').slice(0, 500)}`);
+    }
+    const text = reply.body.toString('utf8').trim();
+    return (text === '' ? undefined : JSON.parse(text)) as T;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+export interface Hijacked {
+  status: number;
+  head: string;
+  socket: Socket;
+  /** Stream bytes that arrived together with the response head. */
+  leftover: Buffer;
+}
+
+/**
+ * Sends a request asking for the connection to be upgraded (`Connection: Upgrade`, `Upgrade: tcp`, as
+ * podman-remote does) and resolves once the response head arrived, with the bare socket.
+ */
+export function hijack(socketPath: string, method: string, path: string, body?: unknown): Promise<Hijacked> {
+  const payload = body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath);
+    let buffered = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const end = buffered.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.off('data', onData);
+      socket.off('error', reject);
+      socket.pause();
+      const head = buffered.subarray(0, end).toString('latin1');
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
+      resolve({ status, head, socket, leftover: buffered.subarray(end + 4) });
+    };
+    socket.on('data', onData);
+    socket.on('error', reject);
+    socket.once('connect', () => {
+      // No Content-Type without a body, as podman-remote sends its attach requests.
+      const type = payload.length > 0 ? 'Content-Type: application/json\r\n' : '';
+      socket.write(`${method} ${path} HTTP/1.1\r\nHost: d\r\n${type}Content-Length: ${payload.length}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+      if (payload.length > 0) socket.write(payload);
+    });
+  });
+}
+
+/**
+ * Counts the payload of Docker's multiplexed stream (8-byte header: stream type, 3 zero bytes, big-endian
+ * length), per stream type, without copying the data; keeps the tail of stdout for checks on small outputs.
+ */
+export class FrameCounter {
+  readonly bytes = [0, 0, 0, 0];
+  frames = 0;
+  private header = Buffer.alloc(8);
+  private headerFill = 0;
+  private remaining = 0;
+  private current = 0;
+  private tail = '';
+
+  push(chunk: Buffer): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.remaining === 0) {
+        const take = Math.min(8 - this.headerFill, chunk.length - offset);
+        chunk.copy(this.header, this.headerFill, offset, offset + take);
+        this.headerFill += take;
+        offset += take;
+        if (this.headerFill < 8) return;
+        this.headerFill = 0;
+        this.current = this.header[0]!;
+        if (this.current > 3) throw new Error(`not a multiplexed stream (stream type ${this.current})`);
+        this.remaining = this.header.readUInt32BE(4);
+        this.frames++;
+        continue;
+      }
+      const take = Math.min(this.remaining, chunk.length - offset);
+      this.bytes[this.current]! += take;
+      if (this.current === 1 && take < 4096) this.tail = (this.tail + chunk.toString('latin1', offset, offset + take)).slice(-4096);
+      this.remaining -= take;
+      offset += take;
+    }
+  }
+
+  /** The last few KiB of stdout (only collected from small frames). */
+  get stdoutTail(): string {
+    return this.tail;
+  }
+
+  get complete(): boolean {
+    return this.remaining === 0 && this.headerFill === 0;
+  }
+}
+
+/** Reads a hijacked (or any) socket to its end, feeding `onChunk`; resolves when the peer closed it. */
+export function readToEnd(socket: Socket, leftover: Buffer, onChunk: (chunk: Buffer) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (leftover.length > 0) onChunk(leftover);
+    socket.on('data', onChunk);
+    socket.once('end', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', reject);
+    socket.resume();
+  });
+}
+
+/** Writes `total` bytes of `chunk` repeated to a socket, honouring backpressure. */
+export async function writeRepeated(socket: Socket, chunk: Buffer, total: number): Promise<void> {
+  let left = total;
+  while (left > 0) {
+    const piece = left >= chunk.length ? chunk : chunk.subarray(0, left);
+    left -= piece.length;
+    if (!socket.write(piece)) {
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = (): void => {
+          socket.off('close', onClose);
+          resolve();
+        };
+        const onClose = (): void => {
+          socket.off('drain', onDrain);
+          reject(new Error(`connection closed with ${left + piece.length} bytes of stdin unwritten`));
+        };
+        socket.once('drain', onDrain);
+        socket.once('close', onClose);
+      });
+    }
+  }
+}
