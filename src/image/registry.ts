@@ -427,12 +427,12 @@ export class RegistryClient {
     try {
       await attempt('https');
     } catch (err) {
-      if (!this.insecure || this.signal?.aborted) throw asRegistryError(err).within(`pinging container registry ${this.registry}`);
+      if (!this.insecure || this.signal?.aborted) throw asRegistryError(err).within(`pinging container registry ${this.endpoint}`);
       this.logger.debug({ registry: this.registry, err: (err as Error).message }, 'https ping failed; trying http');
       try {
         await attempt('http');
       } catch (err2) {
-        throw asRegistryError(err2).within(`pinging container registry ${this.registry}`);
+        throw asRegistryError(err2).within(`pinging container registry ${this.endpoint}`);
       }
     }
   }
