@@ -12,6 +12,7 @@
  * upgrade request; later ones are a last text message `Error: …` and a close with code 1011.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Duplex } from 'node:stream';
 import { createWebSocketStream, type WebSocket } from 'ws';
 import * as Q from '../../schemas/container-queries.js';
 import { execCreateSchema, execStartSchema, type ExecCreateBody, type ExecStartBody } from '../../schemas/exec.js';
@@ -25,6 +26,18 @@ type IdParams = { id: string };
 
 /** Close code for a failure after the stream started (RFC 6455 "internal error"). */
 const WS_INTERNAL_ERROR = 1011;
+const WS_NORMAL_CLOSURE = 1000;
+
+/** The WebSocket as a byte stream (binary messages out); ending it closes with 1000 rather than without a code. */
+function websocketDuplex(socket: WebSocket): Duplex {
+  const duplex = createWebSocketStream(socket);
+  const closeSocket = duplex._final.bind(duplex);
+  duplex._final = (callback: (error?: Error | null) => void): void => {
+    if (socket.readyState === socket.OPEN) socket.close(WS_NORMAL_CLOSURE);
+    closeSocket(callback);
+  };
+  return duplex;
+}
 
 export default async function compatAttachExecRoutes(app: FastifyInstance): Promise<void> {
   useCompatErrors(app);
@@ -52,7 +65,7 @@ export default async function compatAttachExecRoutes(app: FastifyInstance): Prom
       },
     },
     (socket: WebSocket, request: FastifyRequest<{ Params: NameParams; Querystring: AttachQuery }>) => {
-      const client = createWebSocketStream(socket);
+      const client = websocketDuplex(socket);
       client.on('error', (err) => request.log.debug({ err }, 'websocket attach stream error'));
       let connected = false;
       const options = { ...attachOptionsFromQuery(request.query), multiplexed: false };
