@@ -15,7 +15,7 @@ export async function runContainer(
   d: Daemon,
   name: string,
   command: string[],
-  opts: { terminal?: boolean; start?: boolean; user?: string } = {},
+  opts: { terminal?: boolean; start?: boolean; user?: string; spec?: Record<string, unknown> } = {},
 ): Promise<string> {
   const created = await d.request('POST', `${LIBPOD}/containers/create`, {
     image: 'localhost/busybox:latest',
@@ -23,6 +23,7 @@ export async function runContainer(
     command,
     terminal: opts.terminal ?? false,
     ...(opts.user ? { user: opts.user } : {}),
+    ...opts.spec,
   });
   if (created.status !== 201) throw new Error(`create ${name}: ${created.status} ${created.text}`);
   const id = created.json<{ Id: string }>().Id;

@@ -55,6 +55,16 @@ t.test('one Docker stats object (stream=false)', async (t) => {
   t.equal(lp.name, 'busy');
 });
 
+t.test('a memory limit is reported as the limit', async (t) => {
+  await runContainer(d, 'capped', ['sleep', '300'], { spec: { resource_limits: { memory: { limit: 64 * 1024 * 1024 } } } });
+  const docker = (await d.request('GET', `${COMPAT}/containers/capped/stats?stream=false`)).json();
+  t.equal(docker.memory_stats.limit, 64 * 1024 * 1024);
+  const libpod = (await d.request('GET', `${LIBPOD}/containers/stats?stream=false&containers=capped`)).json();
+  t.equal(libpod.Stats[0].MemLimit, 64 * 1024 * 1024);
+  t.ok(libpod.Stats[0].MemPerc > 0);
+  await d.request('DELETE', `${LIBPOD}/containers/capped?force=true&timeout=0`);
+});
+
 t.test('a container that does not run: 200 and an empty body (Podman 4.3.1, which nomad relies on)', async (t) => {
   for (const path of [`${LIBPOD}/containers/gone/stats?stream=false`, `${COMPAT}/containers/gone/stats?stream=false`, `${COMPAT}/containers/gone/stats`]) {
     const res = await d.request('GET', path);
