@@ -14,6 +14,7 @@ import compatObserveRoutes from './compat/observe.js';
 import libpodAttachRoutes from './libpod/attach.js';
 import libpodExecRoutes from './libpod/exec.js';
 import compatAttachExecRoutes from './compat/attach-exec.js';
+import libpodCheckpointRoutes from './libpod/checkpoint.js';
 
 export async function registerRoutes(app: FastifyInstance): Promise<void> {
   await app.register(systemRoutes);
@@ -27,4 +28,5 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
   await app.register(libpodAttachRoutes);
   await app.register(libpodExecRoutes);
   await app.register(compatAttachExecRoutes);
+  await app.register(libpodCheckpointRoutes);
 }

@@ -2,13 +2,16 @@
  * Parsing of podserve's command line, shaped like `podman [global flags] system service [--time N] [URI]` so it can
  * replace podman in a unit file:
  *
- *   podserve [--root DIR] [--runroot DIR] [--log-level LEVEL] [--runtime PATH] [--conmon PATH]
+ *   podserve [--root DIR] [--runroot DIR] [--log-level LEVEL] [--runtime PATH] [--conmon PATH] [--criu PATH]
  *            service [--time SECONDS] [--group NAME] [--tls-cert F --tls-key F --tls-ca F] [URI]
  */
 import { accessSync, constants } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { DEFAULTS, LOG_LEVELS, type DaemonConfig, type LogLevel } from './config.js';
+
+/** Where scripts/criu.sh installs its CRIU wrapper. */
+export const DEFAULT_CRIU = '/opt/podserve-criu/criu';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -24,6 +27,8 @@ Global flags (before the subcommand):
   --log-level LEVEL   ${LOG_LEVELS.join('|')} (default ${DEFAULTS.logLevel})
   --runtime PATH      OCI runtime (default: runc found on PATH)
   --conmon PATH       conmon binary (default: conmon found on PATH)
+  --criu PATH         CRIU for checkpoint/restore (default: ${DEFAULT_CRIU}
+                      from scripts/criu.sh if present, else criu on PATH)
 
 service flags:
   -t, --time SECONDS  exit after SECONDS idle; 0 = never (default ${DEFAULTS.idleTimeoutSec})
@@ -79,6 +84,16 @@ export function findBinary(name: string, fallbacks: string[] = []): string {
   return name;
 }
 
+/** The private CRIU of scripts/criu.sh when installed (the system's may not work here), else criu on PATH. */
+function defaultCriuPath(): string {
+  try {
+    accessSync(DEFAULT_CRIU, constants.X_OK);
+    return DEFAULT_CRIU;
+  } catch {
+    return findBinary('criu', ['/usr/sbin/criu']);
+  }
+}
+
 /** localhost, 127.0.0.0/8 or ::1 (also as an IPv4-mapped address or in URL brackets). */
 export function isLoopbackHost(host: string): boolean {
   const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
@@ -97,7 +112,7 @@ export type Command =
 export function parseCommandLine(argv: string[]): Command {
   const globals = takeFlags(
     argv,
-    new Set(['--root', '--runroot', '--log-level', '--runtime', '--conmon', '--help', '-h', '--version', '-v']),
+    new Set(['--root', '--runroot', '--log-level', '--runtime', '--conmon', '--criu', '--help', '-h', '--version', '-v']),
     new Set(['--help', '-h', '--version', '-v']),
     true,
   );
@@ -156,6 +171,7 @@ export function parseCommandLine(argv: string[]): Command {
     logLevel,
     runtimePath: globals.flags.get('--runtime') ?? findBinary('runc', ['/usr/sbin/runc']),
     conmonPath: globals.flags.get('--conmon') ?? findBinary('conmon', ['/usr/libexec/podman/conmon', '/usr/bin/conmon']),
+    criuPath: globals.flags.get('--criu') ?? defaultCriuPath(),
     uri,
     idleTimeoutSec,
     socketGroup: service.flags.get('--group'),

@@ -8,6 +8,8 @@ export interface DaemonConfig {
   /** OCI runtime binary; its basename is the runtime's name. */
   runtimePath: string;
   conmonPath: string;
+  /** CRIU binary runc uses for checkpoint/restore (`runc --criu`). */
+  criuPath?: string;
   /** Where to listen: unix:///path or tcp://host:port. */
   uri: string;
   /** Idle seconds before exiting; 0 = never. */

@@ -18,6 +18,7 @@ import type { SpecGenerator } from '../../schemas/containers.js';
 import { generateOciConfig, type ImageConfigLike } from '../spec/oci.js';
 import { parseSignal } from '../spec/signals.js';
 import type { ImageStore } from '../image/store.js';
+import type { CheckpointAccess } from './checkpoint.js';
 import type { EventBus } from './events.js';
 import { KeyedMutex } from './lock.js';
 import { NAME_PATTERN, newId, randomName } from './names.js';
@@ -712,6 +713,31 @@ export class ContainerManager {
   /** Exit code of a container that was removed (recently), if known. */
   removedExitCode(id: string): number | undefined {
     return this.removedExitCodes.get(id);
+  }
+
+  // ------------------------------------------------------------------------------------------ checkpoint / restore
+
+  /** What checkpoint/restore (src/engine/checkpoint.ts) needs: this manager's lock and run/exit internals. */
+  checkpointAccess(): CheckpointAccess {
+    return {
+      exitDir: this.exitDir,
+      locked: (id, work) => this.locks.run(id, work),
+      save: (c, state) => this.save(c, state),
+      emit: (c, status, extra) => this.emit(c, status, extra),
+      execsExited: async (c) => {
+        await this.execHooks?.exited(c);
+      },
+      writeEtcFiles: (c) => this.writeEtcFiles(c),
+      exitCommand: (id) => this.exitCommand(id),
+      add: (c) => {
+        this.deps.store.addContainer(c);
+        this.changes.emit('change', c.id, c);
+      },
+      forget: (id) => {
+        this.deps.store.removeContainer(id);
+        this.changes.emit('change', id, undefined);
+      },
+    };
   }
 
   // ------------------------------------------------------------------------------------------ misc

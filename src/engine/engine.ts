@@ -23,6 +23,7 @@ import { ConmonRuntime } from '../oci/conmon.js';
 import type { OCIRuntime } from '../oci/types.js';
 import { ImageStore } from '../image/store.js';
 import { ContainerManager, type Store } from './containers.js';
+import { CheckpointService } from './checkpoint.js';
 import { EventBus } from './events.js';
 import { containerFilter, type Filters } from './filters.js';
 import { StateStore } from './store.js';
@@ -69,6 +70,8 @@ export class Engine {
   readonly imageStore: ImageStore;
   readonly images: ImageService;
   readonly events: EventBus;
+  /** Checkpoint/restore with CRIU (src/engine/checkpoint.ts). */
+  readonly checkpoints: CheckpointService;
 
   private constructor(
     readonly config: DaemonConfig,
@@ -80,6 +83,16 @@ export class Engine {
     this.imageStore = parts.images;
     this.events = parts.events;
     this.containers = new ContainerManager({ config, logger, ...parts });
+    this.checkpoints = new CheckpointService({
+      config,
+      logger: logger.child({ part: 'checkpoint' }),
+      oci: parts.oci,
+      images: parts.images,
+      access: this.containers.checkpointAccess(),
+      lookup: (nameOrId) => this.containers.lookup(nameOrId),
+      tryLookup: (nameOrId) => this.containers.tryLookup(nameOrId),
+      remove: (id) => this.containers.remove(id, { force: true }),
+    });
     this.images = new ImageService(
       parts.images,
       parts.events,
@@ -97,6 +110,7 @@ export class Engine {
       runtimeName: basename(config.runtimePath),
       conmonPath: config.conmonPath,
       runRoot: config.runRoot,
+      criuPath: config.criuPath,
       logger: logger.child({ part: 'oci' }),
     });
     const [images, events] = await Promise.all([
@@ -345,6 +359,7 @@ export class Engine {
   /** Podman's libpod /info (define.Info): real host facts, runtime and store. */
   async info(): Promise<Record<string, unknown>> {
     const host = hostBasics();
+    const criuProbe = this.checkpoints.criuInfo();
     const [cg, dist, mem, cpu, fs, conmonVersion, runtimeVersion, conmonPackage, runtimePackage] = await Promise.all([
       cgroupFacts(),
       distribution(),
@@ -367,6 +382,8 @@ export class Engine {
         conmon: { package: conmonPackage, path: this.config.conmonPath, version: conmonVersion.split('\n').join(', ') },
         cpus: host.cpus,
         cpuUtilization: cpu,
+        // Not in Podman 4.3.1's /info: which CRIU checkpoint/restore uses, and whether it works on this host.
+        criu: await criuProbe.then(({ path, version, available, error }) => ({ path, version, available, ...(error ? { error } : {}) })),
         distribution: dist,
         eventLogger: 'file',
         hostname: host.hostname,

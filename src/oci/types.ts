@@ -5,6 +5,7 @@
  * daemon restart (state lives with the engine, in runc's state dir and in conmon's files).
  */
 import type { Readable } from 'node:stream';
+import type { CheckpointOutcome, CheckpointSpec, CriuInfo, RestoreSpec } from './checkpoint.js';
 
 /** Pipe ids that prefix every packet on conmon's attach socket (conmon `stdpipe_t`). */
 export const AttachPipe = {
@@ -76,6 +77,8 @@ export interface ContainerRunSpec {
   exitDelay?: number;
   /** How long to wait for conmon's report (default: the runtime's createTimeoutMs). */
   timeoutMs?: number;
+  /** Restore from a checkpoint instead of creating (conmon --restore → `runc restore --detach`): ends up running. */
+  restore?: RestoreSpec;
 }
 
 export interface CreateResult {
@@ -224,4 +227,14 @@ export interface OCIRuntime {
 
   runtimeInfo(): Promise<RuntimeInfo>;
   conmonInfo(): Promise<ConmonInfo>;
+
+  /** `runc --criu <criu> checkpoint …` (src/oci/checkpoint.ts). Failures carry CRIU's errors from dump.log. */
+  checkpointContainer(id: string, spec: CheckpointSpec): Promise<CheckpointOutcome>;
+  /**
+   * conmon + `runc restore --detach` from `restore.imagePath`: like createContainer, but the container ends up
+   * running. Failures carry CRIU's errors from restore.log; nothing of the attempt is left running.
+   */
+  restoreContainer(spec: ContainerRunSpec, restore: RestoreSpec): Promise<CreateResult & CheckpointOutcome>;
+  /** The CRIU binary given to runc: version and whether it works on this host (cached once it does). */
+  criuInfo(): Promise<CriuInfo>;
 }
