@@ -127,7 +127,7 @@ t.test('1,000 bad requests leave the daemon answering and its memory where it wa
   const sock = join(dir, 'p.sock');
   const daemon = spawn(
     process.execPath,
-    ['--expose-gc', FIXTURE, '--root', join(dir, 'root'), '--runroot', join(dir, 'run'), '--log-level', 'warn', 'service', '--time', '0', `unix://${sock}`],
+    ['--expose-gc', FIXTURE, '--root', join(dir, 'root'), '--runroot', join(dir, 'run'), '--log-level', 'debug', 'service', '--time', '0', `unix://${sock}`],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PODSERVE_TEST_LIMITS: JSON.stringify({ headersTimeoutMs: HEADERS_TIMEOUT_MS, timeoutCheckIntervalMs: 250 }) } },
   );
   let stderr = '';
@@ -145,6 +145,9 @@ t.test('1,000 bad requests leave the daemon answering and its memory where it wa
     return JSON.parse(/MEMORY (.*)\n/.exec(stderr.slice(before))![1]!) as { rss: number; heapUsed: number };
   };
 
+  // The schemas no request needed yet compile in the background after start: let that finish first.
+  for (let i = 0; i < 500 && !/route schemas compiled/.test(stderr); i++) await sleep(20);
+  t.match(stderr, /route schemas compiled/, 'start-up work done before measuring');
   // Warm up (JIT, buffers, one round of every kind of refusal), then take the baseline.
   await pingLatencies(sock, 200);
   const warmup = attacks(sock).filter((_, i) => i % 20 === 0 && _.kind !== 'slowloris');
@@ -204,7 +207,7 @@ t.test('1,000 bad requests leave the daemon answering and its memory where it wa
 
   t.equal(daemon.exitCode, null, 'the daemon is still running');
   t.ok(duringFlood.length > 10, `pinged ${duringFlood.length} times during the ${floodMs} ms flood`);
-  t.ok(percentile(duringFlood, 0.95) < 250, `_ping p95 during the flood: ${percentile(duringFlood, 0.95).toFixed(1)} ms`);
+  t.ok(percentile(duringFlood, 0.95) < 500, `_ping p95 during the flood: ${percentile(duringFlood, 0.95).toFixed(1)} ms`);
 
   await sleep(1500);
   const afterPing = await pingLatencies(sock, 50);

@@ -15,7 +15,7 @@ const FIXTURE = fileURLToPath(new URL('./fixtures/limited-daemon.js', import.met
 t.test('SIGTERM finishes ordinary requests, cuts streams, exits 0', async (t) => {
   const dir = mkdtempSync('/tmp/psd-');
   const sock = join(dir, 'p.sock');
-  const daemon = spawn(process.execPath, [FIXTURE, '--root', join(dir, 'root'), '--runroot', join(dir, 'run'), 'service', '--time', '0', `unix://${sock}`], {
+  const daemon = spawn(process.execPath, [FIXTURE, '--root', join(dir, 'root'), '--runroot', join(dir, 'run'), '--log-level', 'debug', 'service', '--time', '0', `unix://${sock}`], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -27,18 +27,22 @@ t.test('SIGTERM finishes ordinary requests, cuts streams, exits 0', async (t) =>
   });
   await waitForPing(sock);
 
-  // A stream that stays open, and an ordinary request that takes a second.
+  // A stream that stays open, and an ordinary request that takes a second; both under way before the signal.
+  let streamOpen: () => void = () => undefined;
+  const streaming = new Promise<void>((resolve) => (streamOpen = resolve));
   const streamClosed = new Promise<{ status: number; ended: boolean }>((resolve, reject) => {
     const req = httpRequest({ socketPath: sock, path: '/_test/stream' }, (res) => {
+      streamOpen();
       res.resume();
       res.on('close', () => resolve({ status: res.statusCode ?? 0, ended: res.complete }));
     });
     req.on('error', reject);
     req.end();
   });
-  await new Promise((r) => setTimeout(r, 100));
+  await streaming;
   const slow = request(sock, 'GET', '/_test/slow', undefined, { Connection: 'close' });
-  await new Promise((r) => setTimeout(r, 200));
+  const deadline = Date.now() + 10_000;
+  while (!/"url":"\/_test\/slow","msg":"request"/.test(stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 
   const signalled = Date.now();
   daemon.kill('SIGTERM');
