@@ -284,7 +284,7 @@ async function readV1(dirs: Map<string, string>): Promise<CgroupFigures | undefi
     memLimit: kernelNumber(memLimit) ?? Infinity,
     memStat: memStat === undefined ? null : memoryStat(memStat),
     pids: kernelNumber(pids) ?? 0,
-    blkio: blkio.filter((e) => e.op !== 'Total'),
+    blkio,
   };
 }
 
@@ -454,19 +454,13 @@ export const EMPTY_DOCKER_CPU: DockerCpuStats = {
   throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 },
 };
 
-/** The cpu_stats block of a reading; `cpuPercent` is libpod's CPU figure for it. */
+/** The cpu_stats block of a reading; `percent` is libpod's CPU figure for it. */
 export function dockerCpuStats(sample: StatsSample, percent: number): DockerCpuStats {
-  const usage: DockerCpuStats['cpu_usage'] = { total_usage: sample.cpuTotal, usage_in_kernelmode: sample.cpuKernel, usage_in_usermode: sample.cpuTotal - sample.cpuKernel };
-  if (sample.perCpu) {
-    // Docker's field order: total, percpu, kernel, user.
-    return {
-      cpu_usage: { total_usage: usage.total_usage, percpu_usage: sample.perCpu, usage_in_kernelmode: usage.usage_in_kernelmode, usage_in_usermode: usage.usage_in_usermode },
-      system_cpu_usage: sample.systemCpu,
-      online_cpus: sample.onlineCpus,
-      cpu: percent,
-      throttling_data: { periods: sample.throttling.periods, throttled_periods: sample.throttling.throttledPeriods, throttled_time: sample.throttling.throttledTime },
-    };
-  }
+  const total = sample.cpuTotal;
+  // Docker's field order: total, percpu (left out when unknown), kernel, user.
+  const usage: DockerCpuStats['cpu_usage'] = sample.perCpu
+    ? { total_usage: total, percpu_usage: sample.perCpu, usage_in_kernelmode: sample.cpuKernel, usage_in_usermode: total - sample.cpuKernel }
+    : { total_usage: total, usage_in_kernelmode: sample.cpuKernel, usage_in_usermode: total - sample.cpuKernel };
   return {
     cpu_usage: usage,
     system_cpu_usage: sample.systemCpu,

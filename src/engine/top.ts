@@ -197,7 +197,8 @@ interface Context {
 
 type Render = (p: ProcInfo, ctx: Context) => string | Promise<string>;
 
-interface Descriptor {
+/** One AIX format descriptor: its code (%p), normal name (pid), title and how to render it. */
+export interface Descriptor {
   code?: string;
   normal: string;
   header: string;
@@ -231,11 +232,6 @@ function capabilities(mask: string | undefined): string {
   const names: string[] = [];
   for (let i = 0n; i < 64n; i++) if ((bits >> i) & 1n) names.push(CAPABILITY_NAMES[Number(i)] ?? 'unknown');
   return names.length === 0 ? 'none' : names.sort().join(',');
-}
-
-async function hostCounterpart(p: ProcInfo, ctx: Context, render: (host: Lookup) => string): Promise<string> {
-  // The process is read from the host already; psgo's host lookup finds exactly this process.
-  return render(await ctx.host());
 }
 
 const DESCRIPTORS: Descriptor[] = [
@@ -303,16 +299,17 @@ const DESCRIPTORS: Descriptor[] = [
     render: (p) => ({ '0': 'disabled', '1': 'strict', '2': 'filter' })[p.status.get('Seccomp:')?.[0] ?? ''] ?? '?',
   },
   { normal: 'label', header: 'LABEL', render: (p) => p.label },
+  // Read from the host already, a process's host-side figures (hpid, huser, hgroup…) are its own.
   { normal: 'hpid', header: 'HPID', render: (p) => (p.nsDepth >= 2 ? String(p.hostPid) : '?') },
   {
     normal: 'huser',
     header: 'HUSER',
-    render: (p, ctx) => (p.nsDepth >= 2 ? hostCounterpart(p, ctx, (host) => idName(host.users, uid(p, 1))) : '?'),
+    render: async (p, ctx) => (p.nsDepth >= 2 ? idName((await ctx.host()).users, uid(p, 1)) : '?'),
   },
   {
     normal: 'hgroup',
     header: 'HGROUP',
-    render: (p, ctx) => (p.nsDepth >= 2 ? hostCounterpart(p, ctx, (host) => idName(host.groups, gid(p, 1))) : '?'),
+    render: async (p, ctx) => (p.nsDepth >= 2 ? idName((await ctx.host()).groups, gid(p, 1)) : '?'),
   },
   { normal: 'hgroups', header: 'HGROUPS', render: (p) => (p.nsDepth >= 2 ? (p.status.get('Groups:') ?? []).join(',') : '?') },
   { normal: 'rss', header: 'RSS', render: (p) => p.status.get('VmRSS:')?.[0] ?? '0' },
