@@ -217,6 +217,9 @@ export interface PumpOptions {
   logger: Logger;
 }
 
+/** Output bytes that may wait in user space for a client before the attach socket is paused. */
+const OUTPUT_WINDOW = 256 * 1024;
+
 export type PumpEnd =
   | { kind: 'output-ended' }
   | { kind: 'detached' }
@@ -259,7 +262,9 @@ export function pumpAttach(opts: PumpOptions): Promise<PumpEnd> {
       } else {
         return;
       }
-      if (!ok && !waitingForDrain) {
+      // The socket's own high-water mark (16 KiB) is two packets: pausing there would make every packet a
+      // round trip through the event loop. Up to OUTPUT_WINDOW bytes may wait for the client instead.
+      if (!ok && client.writableLength >= OUTPUT_WINDOW && !waitingForDrain) {
         waitingForDrain = true;
         packets.pause();
         client.once('drain', onDrain);
