@@ -211,10 +211,11 @@ export class ContainerManager {
     const image = await this.deps.images.resolve(spec.image);
     const imageConfig = (image.config.config ?? {}) as ImageConfigLike;
 
-    const name = spec.name ?? this.uniqueName();
-    if (!NAME_PATTERN.test(name)) {
-      throw new BadRequestError(`container name "${name}" must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument`);
+    const givenName = spec.name ?? undefined;
+    if (givenName !== undefined && !NAME_PATTERN.test(givenName)) {
+      throw new BadRequestError(`container name "${givenName}" must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument`);
     }
+    let name = givenName ?? '';
     const id = newId();
     const containerDir = join(this.deps.config.root, 'containers', id);
     const bundleDir = join(containerDir, 'userdata');
@@ -279,6 +280,11 @@ export class ContainerManager {
     };
 
     await mkdir(bundleDir, { recursive: true, mode: 0o700 });
+    if (givenName === undefined) {
+      // Picked here, synchronously with the insert: concurrent creates can no longer draw the same free name.
+      name = this.uniqueName();
+      config.name = name;
+    }
     try {
       this.deps.store.addContainer({ id, name, config, state: freshState() });
     } catch (err) {
