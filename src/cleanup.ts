@@ -11,8 +11,6 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DaemonConfig } from './config.js';
-import { Engine } from './engine/engine.js';
-import { createLogger } from './logger.js';
 
 function daemonAnswers(uri: string): Promise<boolean> {
   if (!uri.startsWith('unix://')) return Promise.resolve(false);
@@ -70,17 +68,24 @@ async function withCleanupLock<T>(runRoot: string, work: () => Promise<T>): Prom
 }
 
 export async function runCleanup(config: DaemonConfig, containerId: string): Promise<void> {
-  const logger = createLogger(config.logLevel);
+  // conmon runs this on every container exit, and nearly always a daemon is up and has recorded the exit itself:
+  // that answer must stay cheap, so the engine and the logger (most of podserve's code) load only when needed.
   if (await daemonAnswers(config.uri)) {
-    logger.debug({ containerId }, 'a daemon is serving: it records the exit');
+    if (config.logLevel === 'debug' || config.logLevel === 'trace') {
+      const { createLogger } = await import('./logger.js');
+      createLogger(config.logLevel).debug({ containerId }, 'a daemon is serving: it records the exit');
+    }
     return;
   }
+  const { createLogger } = await import('./logger.js');
+  const logger = createLogger(config.logLevel);
   if (!existsSync(join(config.root, 'state.db'))) {
     // The state is gone (removed with its directory): nothing to record, and nothing to recreate.
     logger.debug({ containerId, root: config.root }, 'no state store: nothing to clean up');
     return;
   }
   logger.info({ containerId }, 'no daemon: recording the exit here');
+  const { Engine } = await import('./engine/engine.js');
   await withCleanupLock(config.runRoot, async () => {
     const engine = await Engine.open(config, logger);
     await engine.containers.settled();
