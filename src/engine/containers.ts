@@ -82,6 +82,8 @@ export class ContainerManager {
   /** Emits 'change' (id, container | undefined when removed) after every stored state change. */
   private readonly changes = new EventEmitter();
   private readonly removedExitCodes = new Map<string, number>();
+  /** Containers whose runtime state finalizeExit deleted since they last ran (a removal need not run the runtime again). */
+  private readonly runtimeDeleted = new Set<string>();
   private exitWatcher: FSWatcher | undefined;
   private closed = false;
   private execHooks: ContainerExecHooks | undefined;
@@ -141,7 +143,7 @@ export class ContainerManager {
         return;
       }
       if (!ACTIVE.includes(current.state.status)) return;
-      const exit = await this.deps.oci.readExitFile(this.exitDir, c.id);
+      let exit = await this.deps.oci.readExitFile(this.exitDir, c.id);
       let runtime;
       try {
         runtime = exit ? null : await this.deps.oci.state(c.id);
@@ -150,6 +152,10 @@ export class ContainerManager {
         // stored; its exit file or the next start-up settles it.
         this.log.warn({ err, id: c.id }, 'cannot read the runtime state during recovery; keeping the stored state');
         return;
+      }
+      if (!exit && (!runtime || runtime.status === 'stopped') && current.state.conmonPid > 0 && (await this.deps.oci.conmonAlive(current.state.conmonPid))) {
+        // The process is gone but conmon is still draining its output: the exit file follows shortly.
+        exit = await this.deps.oci.waitExitFile(this.exitDir, c.id, 10_000);
       }
       if (exit || !runtime || runtime.status === 'stopped') {
         this.log.info({ id: c.id, exit: exit?.exitCode }, 'container exited while the daemon was away');
@@ -187,6 +193,7 @@ export class ContainerManager {
   // ------------------------------------------------------------------------------------------ state
 
   private save(c: Container, state: ContainerState): Container {
+    if (state.status !== 'exited' && state.status !== 'removing') this.runtimeDeleted.delete(c.id);
     this.deps.store.setContainerState(c.id, state);
     const updated = { ...c, state };
     this.changes.emit('change', c.id, updated);
@@ -460,7 +467,10 @@ export class ContainerManager {
   private async finalizeExit(c: Container, exitCode?: number, finishedAt?: Date, error = ''): Promise<Container> {
     await this.execHooks?.exited(c).catch((err: unknown) => this.log.warn({ err, id: c.id }, 'recording exec session exits failed'));
     const code = exitCode ?? (await this.deps.oci.readExitFile(this.exitDir, c.id))?.exitCode ?? -1;
-    await this.deps.oci.deleteContainer(c.id).catch((err) => this.log.warn({ err, id: c.id }, 'runc delete failed'));
+    await this.deps.oci.deleteContainer(c.id).then(
+      () => this.runtimeDeleted.add(c.id),
+      (err) => this.log.warn({ err, id: c.id }, 'runc delete failed'),
+    );
     await unlink(this.deps.oci.exitFilePath(this.exitDir, c.id)).catch(() => undefined);
     await this.deps.images.unmountRootfs(c.config.containerDir).catch((err) => this.log.warn({ err, id: c.id }, 'unmount failed'));
     const oomKilled = await readFile(join(c.config.bundleDir, 'oom'), 'utf8').then(() => true, () => false);
@@ -628,7 +638,9 @@ export class ContainerManager {
 
   /** Under the lock: release everything of a container and forget it. */
   private async destroy(c: Container): Promise<void> {
-    await this.deps.oci.deleteContainer(c.id).catch(() => undefined);
+    // One runtime process less per removal when the exit already deleted the runtime's state (only known for
+    // exits this daemon handled; after a restart the runtime is asked again).
+    if (!this.runtimeDeleted.delete(c.id)) await this.deps.oci.deleteContainer(c.id).catch(() => undefined);
     await this.deps.images.unmountRootfs(c.config.containerDir).catch(() => undefined);
     await Promise.all([
       rm(c.config.containerDir, { recursive: true, force: true }),
