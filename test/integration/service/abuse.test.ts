@@ -199,9 +199,17 @@ t.test('1,000 bad requests leave the daemon answering and its memory where it wa
   }
   t.equal(serverErrors.length, 0, 'no 5xx answers');
   t.equal(hung.length, 0, 'no connection left hanging');
-  t.same([...byKind.get('huge head')!.keys()], ['431'], 'huge head: 431');
+  // The daemon answers an oversized head once it has read 64 KiB; a client still writing the rest may then fail
+  // its write and close before reading the 431.
+  const huge = outcomes.filter((o) => o.kind === 'huge head');
+  t.ok(huge.every((o) => o.status === 431 || o.status === undefined), 'huge head: 431 (or closed)');
+  t.ok(huge.filter((o) => o.status === 431).length >= huge.length * 0.8, 'huge head: most read the 431 answer');
   t.same([...byKind.get('many headers')!.keys()], ['200'], 'many small headers within the size limit: answered (Node keeps the first 2,000)');
-  t.same([...byKind.get('slowloris')!.keys()], ['408'], 'slowloris: 408 after the head timeout');
+  // A slowloris client may be writing its next line as the 408 comes and the daemon closes: then the write
+  // fails and its side closes before reading the answer. Either way the connection is cut on time.
+  const slowloris = outcomes.filter((o) => o.kind === 'slowloris');
+  t.ok(slowloris.every((o) => (o.status === 408 || o.status === undefined) && o.ms < HEADERS_TIMEOUT_MS + 3000), 'slowloris: cut after the head timeout');
+  t.ok(slowloris.filter((o) => o.status === 408).length >= slowloris.length * 0.8, 'slowloris: most read the 408 answer');
   t.ok(outcomes.filter((o) => o.kind === 'garbage bytes').every((o) => o.status === 400 || o.status === undefined), 'garbage: 400 or closed');
   t.ok(outcomes.filter((o) => o.kind === 'bad JSON').every((o) => o.status !== undefined && o.status >= 400 && o.status < 500), 'bad JSON: 4xx');
 
