@@ -107,6 +107,16 @@ export async function removeAllContainers(socketPath: string): Promise<void> {
   );
 }
 
+/** Waits (bounded) for conmon monitors and their exit commands that still work on `dir` to finish. */
+export async function exitCommandsDone(dir: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const busy = spawnSync('pgrep', ['-f', `(^[^ ]*conmon |container cleanup).*${dir}/`]).status === 0;
+    if (!busy) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Lazily unmounts whatever is still mounted below `dir` (after a kill -9 test, say). */
 export function unmountUnder(dir: string): void {
   const mounts = readFileSync('/proc/mounts', 'utf8')
@@ -159,6 +169,7 @@ export async function startDaemon(t: { teardown: (fn: () => unknown) => void }, 
     if (!opts.dir) await removeAllContainers(socket).catch(() => undefined);
     await stop();
     if (!opts.dir) {
+      await exitCommandsDone(dir);
       unmountUnder(dir);
       rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     }
