@@ -322,8 +322,9 @@ export async function extractTar(input: Readable, dest: string, opts: ExtractOpt
       if (header.type === 'directory' && opts.owners && header.mtime) dirTimes.push({ path: target, mtime: header.mtime });
     }
   } catch (err) {
+    // Discard the rest rather than destroy the source: the client is still sending and must get our answer.
     input.unpipe(extract as unknown as NodeJS.WritableStream);
-    input.destroy();
+    input.resume();
     if (inputError) throw inputError;
     if (err instanceof BadRequestError) throw err;
     throw new BadRequestError(`invalid ${opts.what}: ${err instanceof Error ? err.message : String(err)}`);

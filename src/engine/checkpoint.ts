@@ -390,6 +390,10 @@ export class CheckpointService {
           );
         }
       }
+      // runc's state is per host: another daemon (or a leftover) may run this ID; never touch that container.
+      if (await this.deps.oci.state(id).catch(() => null)) {
+        throw new ConflictError(Sentinel.ctrExists, `container ID ${id.slice(0, 12)} already exists in the runtime on this host: restore under a new name: ${Sentinel.ctrExists}`);
+      }
       const containerDir = join(this.deps.config.root, 'containers', id);
       const bundleDir = join(containerDir, 'userdata');
       const logInBundle = old.logPath === join(old.bundleDir, CTR_LOG);
@@ -443,6 +447,9 @@ export class CheckpointService {
       const restored = record;
       return await this.deps.access.locked(id, () => this.restoreLocked(restored, opts, { spec, oldId: old.id }));
     } catch (err) {
+      // Whatever the body's state, read it to its end so the client gets the error rather than a reset.
+      body.unpipe();
+      body.resume();
       if (created) await this.discardImported(created);
       throw err;
     } finally {
