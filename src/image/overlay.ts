@@ -6,9 +6,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { InternalError } from '../errors.js';
-import { ensureDir } from './fsutil.js';
+import { ensureDir, runTool } from './fsutil.js';
 
 export interface RootfsPaths {
   upper: string;
@@ -49,7 +48,7 @@ export async function mountOverlay(linkDir: string, lowerLinks: readonly string[
   }
   const options = `lowerdir=${lowerLinks.join(':')},upperdir=${paths.upper},workdir=${paths.work}`;
   try {
-    await execa('mount', ['-t', 'overlay', 'overlay', '-o', options, paths.merged], { cwd: linkDir });
+    await runTool('mount', ['-t', 'overlay', 'overlay', '-o', options, paths.merged], { cwd: linkDir });
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr ?? '';
     throw new InternalError(`mounting overlay at ${paths.merged}: ${stderr.trim() || (err as Error).message}`);
@@ -60,10 +59,10 @@ export async function mountOverlay(linkDir: string, lowerLinks: readonly string[
 export async function unmountOverlay(merged: string): Promise<void> {
   if (!(await isMountPoint(merged))) return;
   try {
-    await execa('umount', [merged]);
+    await runTool('umount', [merged]);
   } catch {
     try {
-      await execa('umount', ['-l', merged]);
+      await runTool('umount', ['-l', merged]);
     } catch (err) {
       if (!(await isMountPoint(merged))) return;
       const stderr = (err as { stderr?: string }).stderr ?? '';

@@ -10,13 +10,12 @@
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import { execa } from 'execa';
 import tar from 'tar-stream';
 import type { Logger } from 'pino';
 import { BadRequestError } from '../errors.js';
 import { asArchiveError, cleanMemberPath, decompressed, type Compression } from './archive.js';
 import { HashingStream } from './digest.js';
-import { isErrno } from './fsutil.js';
+import { isErrno, runTool } from './fsutil.js';
 
 const whiteoutPrefix = '.wh.';
 const whiteoutMetaPrefix = '.wh..wh.';
@@ -153,7 +152,7 @@ class LayerWriter {
         const target = parent === '' ? hidden : `${parent}/${hidden}`;
         await this.ensureParents(target, header.name);
         await this.clear(target, false);
-        await execa('mknod', [this.abs(target), 'c', '0', '0']);
+        await runTool('mknod', [this.abs(target), 'c', '0', '0']);
       }
       return;
     }
@@ -241,7 +240,7 @@ class LayerWriter {
           header.type === 'fifo'
             ? ['-m', mode, path, 'p']
             : ['-m', mode, path, header.type === 'character-device' ? 'c' : 'b', String(header.devmajor), String(header.devminor)];
-        await execa('mknod', args);
+        await runTool('mknod', args);
         await this.chown(path, header);
         await chmod(path, header.mode & 0o7777);
         const { atime, mtime } = this.times(header);
@@ -274,7 +273,7 @@ class LayerWriter {
       await writeFile(dump, lines.join('\n'), { mode: 0o600 });
       try {
         // -h: act on symlinks themselves, never on what they point at.
-        await execa('setfattr', ['-h', `--restore=${dump}`], { cwd: this.root });
+        await runTool('setfattr', ['-h', `--restore=${dump}`], { cwd: this.root });
       } finally {
         await rm(dump, { force: true });
       }

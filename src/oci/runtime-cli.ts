@@ -2,7 +2,7 @@
  * Running the OCI runtime binary (runc verbs) and the small helpers around it: the environment conmon and
  * runc get, and Podman's classification of runtime error messages.
  */
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 import type { Logger } from 'pino';
 import { RuntimeError } from '../errors.js';
 
@@ -43,30 +43,52 @@ export interface RunOptions {
   logger: Logger;
 }
 
-/** Run a command to completion. Never throws for a non-zero exit; throws RuntimeError if it cannot run or times out. */
-export async function runCommand(file: string, args: string[], opts: RunOptions): Promise<CommandResult> {
+/** Without one trailing newline, as the runtime's output is read (`runc state` JSON, version lines). */
+function stripFinalNewline(text: string): string {
+  return text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text;
+}
+
+/**
+ * Run a command to completion. Never throws for a non-zero exit; throws RuntimeError if it cannot run, is killed
+ * by a signal, or times out. Plain child_process (no execa): several run for every container's lifecycle.
+ */
+export function runCommand(file: string, args: string[], opts: RunOptions): Promise<CommandResult> {
   const started = process.hrtime.bigint();
-  const result = await execa(file, args, {
-    env: opts.env,
-    extendEnv: false,
-    stdin: 'ignore',
-    timeout: opts.timeoutMs,
-    killSignal: 'SIGKILL',
-    reject: false,
-    stripFinalNewline: true,
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, opts.timeoutMs);
+    let settled = false;
+    child.once('error', (err) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new RuntimeError(`cannot run ${file}: ${err.message}`, err.message));
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (settled) return;
+      settled = true;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      opts.logger.debug({ file, args, exitCode: code, ms: Math.round(ms) }, 'ran runtime command');
+      const errText = stripFinalNewline(Buffer.concat(stderr).toString('utf8'));
+      if (timedOut) {
+        reject(new RuntimeError(`${file} ${args.join(' ')} timed out after ${opts.timeoutMs} ms`, errText));
+      } else if (code === null) {
+        const reason = `Command was killed with ${signal}: ${file} ${args.join(' ')}`;
+        reject(new RuntimeError(`cannot run ${file}: ${reason}`, reason));
+      } else {
+        resolve({ exitCode: code, stdout: stripFinalNewline(Buffer.concat(stdout).toString('utf8')), stderr: errText, timedOut: false });
+      }
+    });
   });
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  opts.logger.debug({ file, args, exitCode: result.exitCode, ms: Math.round(ms) }, 'ran runtime command');
-  const stderr = typeof result.stderr === 'string' ? result.stderr : '';
-  const stdout = typeof result.stdout === 'string' ? result.stdout : '';
-  if (result.timedOut) {
-    throw new RuntimeError(`${file} ${args.join(' ')} timed out after ${opts.timeoutMs} ms`, stderr);
-  }
-  if (result.exitCode === undefined) {
-    const reason = result.shortMessage ?? 'unknown error';
-    throw new RuntimeError(`cannot run ${file}: ${reason}`, reason);
-  }
-  return { exitCode: result.exitCode, stdout, stderr, timedOut: false };
 }
 
 /** How Podman classifies an OCI runtime's error text (libpod getOCIRuntimeError). */
