@@ -128,7 +128,7 @@ t.test('requests the parser refuses get Podman-shaped 4xx answers', async (t) =>
 
   const silent = await raw(socket, []);
   t.equal(errorBody(silent.text).status, 408, 'a connection that sends nothing: 408');
-  t.ok(silent.ms >= 900 && silent.ms < 3000, `closed after the head timeout (${silent.ms} ms)`);
+  t.ok(silent.ms >= 900 && silent.ms < 5000, `closed after the head timeout (${silent.ms} ms)`);
 
   // Slowloris: a header line every 200 ms never completes the head within 1 s.
   const slow = await raw(socket, ['GET /_ping HTTP/1.1\r\n', ...Array.from({ length: 30 }, (_, i) => `X-Slow-${i}: y\r\n`)], 200);
@@ -136,7 +136,7 @@ t.test('requests the parser refuses get Podman-shaped 4xx answers', async (t) =>
   t.equal(slowAnswer.status, 408, 'slow head: 408');
   t.same(Object.keys(slowAnswer.body), ['cause', 'message', 'response']);
   t.equal(slowAnswer.body.response, 408);
-  t.ok(slow.ms < 3000, `slowloris cut after ${slow.ms} ms`);
+  t.ok(slow.ms < 5000, `slowloris cut after ${slow.ms} ms`);
 
   const huge = await raw(socket, [`GET /_ping HTTP/1.1\r\nHost: d\r\nX-Big: ${'a'.repeat(10_000)}\r\n\r\n`]);
   const hugeAnswer = errorBody(huge.text);

@@ -56,7 +56,8 @@ t.test('SIGTERM finishes ordinary requests, cuts streams, exits 0', async (t) =>
   t.equal(stream.status, 200);
   t.equal(await exited, 0, 'exit 0');
   const took = Date.now() - signalled;
-  t.ok(took < 3000, `exits once the ordinary request is done, not waiting for the stream (${took} ms)`);
+  // The grace period for requests in flight is 20 s: well under it means the stream did not hold the exit.
+  t.ok(took < 8000, `exits once the ordinary request is done, not waiting for the stream (${took} ms)`);
   t.notOk(existsSync(sock), 'socket removed');
   t.notMatch(stderr, /"level":(50|60)/, 'no error logged');
 });

@@ -156,7 +156,7 @@ for (const flavour of ['system', 'user'] as const) {
     t.teardown(() => {
       proc.kill('SIGKILL');
     });
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 20_000;
     while (!existsSync(sock) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 
     const ping = await request(sock, 'GET', '/_ping', undefined, { Connection: 'close' });
