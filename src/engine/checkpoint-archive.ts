@@ -46,7 +46,9 @@ export function packArchive(items: PackItem[], logger: Logger, onClose?: () => P
     pack.finalize();
   };
   run().catch((err: unknown) => {
-    logger.warn({ err }, 'writing a checkpoint archive failed');
+    // A reader that went away (client disconnect) is no failure of ours.
+    if (pack.destroyed) logger.debug({ err }, 'checkpoint archive closed by its reader');
+    else logger.warn({ err }, 'writing a checkpoint archive failed');
     pack.destroy(err instanceof Error ? err : new Error(String(err)));
   });
   if (onClose) {
@@ -237,9 +239,10 @@ async function peek(input: Readable, n: number): Promise<Buffer> {
 /** A member name made safe: relative, normalised, no `..` and no NUL. Null for the archive root itself. */
 export function cleanMemberName(name: string): string | null {
   if (name.includes('\0')) throw new BadRequestError(`invalid file name in checkpoint archive: ${JSON.stringify(name)}`);
+  // Any `..` is refused outright (normalising would only clamp it at the root and hide a hostile archive).
+  if (name.split('/').includes('..')) throw new BadRequestError(`file name leaves the archive: ${JSON.stringify(name)}`);
   const normal = posix.normalize(`/${name}`).slice(1).replace(/\/+$/, '');
   if (normal === '' || normal === '.') return null;
-  if (normal.split('/').includes('..')) throw new BadRequestError(`file name leaves the archive: ${JSON.stringify(name)}`);
   return normal;
 }
 

@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { startDaemon } from '../../helpers/daemon.js';
 import { loadBusybox } from '../../helpers/fixtures.js';
@@ -173,6 +174,37 @@ t.test('export to a second daemon, restored there under a new name with its file
     d2.request('DELETE', `${L}/containers/moved?force=true&timeout=0`),
     d2.request('DELETE', `${L}/containers/${id}?force=true&timeout=0`),
   ]);
+});
+
+t.test('export: a reader that leaves mid-archive leaves no staging behind; the checkpoint stays restorable', async (t) => {
+  // 24 MB of file-system changes make an archive far larger than any socket buffer.
+  await runCounter(d, 'large', ['sh', '-c', 'head -c 24000000 /dev/urandom > /tmp/blob; i=0; while true; do echo $i; i=$((i+1)); sleep 1; done']);
+  await waitForValue(d, 'large', 1);
+  const received = await new Promise<number>((resolve, reject) => {
+    const req = httpRequest({ socketPath: d.socket, method: 'POST', path: `${L}/containers/large/checkpoint?export=true` }, (res) => {
+      let n = 0;
+      res.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n > 1_000_000 && !req.destroyed) {
+          req.destroy();
+          resolve(n);
+        }
+      });
+      res.on('end', () => resolve(n));
+    });
+    req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+    req.end();
+  });
+  t.ok(received < 24_000_000, `stopped reading after ${received} bytes`);
+  const deadline = Date.now() + 10_000;
+  while (scratchEntries(d).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.same(scratchEntries(d), [], 'staging removed after the reader left');
+  t.equal((await inspect(d, 'large')).State.Checkpointed, true);
+  const back = await d.request('POST', `${L}/containers/large/restore`);
+  t.equal(back.status, 200, back.text.slice(0, 500));
+  const values = await waitForValue(d, 'large', 3);
+  t.ok(continuous(values), values.join(','));
+  await d.request('DELETE', `${L}/containers/large?force=true&timeout=0`);
 });
 
 t.test('podman-remote: container checkpoint/restore, --export and --import', async (t) => {
