@@ -3,6 +3,8 @@
  * half-close, attach-before-start, logs replay, detach keys, query validation, disconnects, the compat twins.
  */
 import t from 'tap';
+import { PassThrough } from 'node:stream';
+import { SingleReadDetachGate } from '../../../src/engine/attach.js';
 import { loadBusybox } from '../../helpers/fixtures.js';
 import { startDaemon } from '../../helpers/daemon.js';
 import {
@@ -14,6 +16,7 @@ import {
   inspectState,
   journalEvents,
   quiesce,
+  runCli,
   startContainer,
   streamText,
   waitStatus,
@@ -220,6 +223,45 @@ t.test('an exited container is re-initialised by attach, as Docker expects', asy
   t.equal((await inspectState(d, id)).Status, 'created');
   await startContainer(d, id);
   t.equal(streamText(decodeFrames(await client.done()), 1), 'again\n');
+});
+
+t.test('curl, with and without the upgrade headers', async (t) => {
+  const id = await createContainer(d, { command: ['sh', '-c', 'echo curl-out; echo curl-err >&2'] });
+  const first = hijackRequest(d, { path: attachPath(id, 'stdout=true'), upgrade: true });
+  await first.head;
+  await startContainer(d, id);
+  await first.done();
+  const url = `http://d/v1.41/containers/${id}/attach?logs=1&stream=0&stdout=1&stderr=1`;
+  const plain = await runCli('curl', ['-s', '--unix-socket', d.socket, '-X', 'POST', url]);
+  t.equal(plain.code, 0, plain.stderr);
+  t.same(decodeFrames(plain.stdout).map((f) => [f.stream, f.payload.toString()]), [[1, 'curl-out\n'], [2, 'curl-err\n']]);
+  const upgraded = await runCli('curl', ['-si', '--unix-socket', d.socket, '-X', 'POST', '-H', 'Connection: Upgrade', '-H', 'Upgrade: tcp', url]);
+  t.equal(upgraded.code, 0, upgraded.stderr);
+  const text = upgraded.stdout.toString('latin1');
+  t.ok(text.startsWith(UPGRADED_HEAD), 'curl shows the 101 head');
+  t.same(decodeFrames(upgraded.stdout.subarray(UPGRADED_HEAD.length)).map((f) => f.payload.toString()), ['curl-out\n', 'curl-err\n']);
+});
+
+t.test('SingleReadDetachGate: keys count only as one-byte reads; held keys are released on a mismatch', async (t) => {
+  const run = async (chunks: string[]): Promise<{ out: string; detached: boolean }> => {
+    const src = new PassThrough();
+    const gate = new SingleReadDetachGate(Buffer.from([0x10, 0x11]));
+    let out = '';
+    gate.on('data', (c: Buffer) => (out += c.toString('latin1')));
+    const ended = new Promise((r) => gate.once('end', r));
+    src.pipe(gate);
+    for (const c of chunks) {
+      src.write(Buffer.from(c, 'latin1'));
+      await new Promise((r) => setImmediate(r));
+    }
+    src.end();
+    await ended;
+    return { out, detached: gate.detached };
+  };
+  t.same(await run(['ab', '\x10', '\x11', 'after']), { out: 'ab', detached: true });
+  t.same(await run(['ab\x10\x11cd']), { out: 'ab\x10\x11cd', detached: false }, 'inside a larger read it is data');
+  t.same(await run(['\x10', 'xy', '\x11']), { out: '\x10xy\x11', detached: false }, 'a broken match passes through');
+  t.same(await run(['\x10']), { out: '\x10', detached: false }, 'held key released at the end');
 });
 
 t.test('attach emits an attach event', async (t) => {
