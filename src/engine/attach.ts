@@ -145,8 +145,10 @@ async function readyForAttach(engine: Engine, c: Container): Promise<Container> 
     try {
       return await engine.containers.init(c.id);
     } catch (err) {
-      if (err instanceof NotModified) return engine.containers.lookup(c.id);
       if (err instanceof PodserveError && err.status === 404) throw err;
+      // Initialised (or started) by someone else meanwhile: attach to it as it is now.
+      const now = engine.containers.lookup(c.id);
+      if (err instanceof NotModified || now.state.status === 'created' || now.state.status === 'running') return now;
       const message = `preparing container ${c.id} for attach: ${errorText(err)}`;
       throw new PodserveError(409, err instanceof PodserveError ? err.causeText : message, message);
     }
