@@ -182,9 +182,10 @@ async function serve(
   const status = `Serving the API${https ? ' over TLS (client certificates required)' : ''} on ${where}`;
   logger.info({ where, tls: Boolean(https) }, 'serving');
   await notifier.ready(status);
-  // Route schemas not needed by a request yet are compiled now, between requests (they were left for later to
-  // keep start-up short), so a broken one shows in the log right away.
-  void compilePendingValidators(logger).then((r) => logger.debug(r, 'route schemas compiled'));
+  // Route schemas no request has needed yet are compiled a moment later, between requests (they were left for
+  // later to keep start-up short, and the connection that started us comes first), so a broken one shows in the
+  // log early.
+  setTimeout(() => void compilePendingValidators(logger).then((r) => logger.debug(r, 'route schemas compiled')), 1000).unref();
 
   async function stop(reason: string): Promise<void> {
     // Synchronously, before anything else: from here on no connection is accepted (under socket activation they
