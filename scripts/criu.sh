@@ -56,8 +56,20 @@ if [[ ! -f "$PIN_FILE" ]] || [[ "$(cat "$PIN_FILE")" != "$want_pin" ]]; then
 fi
 
 # Refresh only the trixie list (quick, and leaves the system's other lists alone).
+# A network hiccup should not fail the whole setup: try a few times.
+retry() {
+  local n
+  for n in 1 2 3; do
+    "$@" && return 0
+    log "attempt $n of: $* failed"
+    sleep $((n * 5))
+  done
+  return 1
+}
+
+# Refresh only the trixie list (quick, and leaves the system's other lists alone).
 log "updating the $SUITE package list"
-apt-get update -qq -o Dir::Etc::sourcelist="$SOURCE_LIST" -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0
+retry apt-get update -qq -o Dir::Etc::sourcelist="$SOURCE_LIST" -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0
 
 work=$(mktemp -d /tmp/podserve-criu.XXXXXX)
 chown _apt "$work" 2>/dev/null || true  # apt downloads as _apt when it can write there
@@ -66,7 +78,7 @@ cleanup() { rm -rf "$work" "$staging"; }
 trap cleanup EXIT
 
 log "downloading ${PACKAGES[*]} from $SUITE"
-(cd "$work" && apt-get download -qq "${PACKAGES[@]/%//$SUITE}" >/dev/null)
+(cd "$work" && retry apt-get download -qq "${PACKAGES[@]/%//$SUITE}" >/dev/null)
 
 rm -rf "$staging"
 mkdir -p "$staging/root"
