@@ -4,7 +4,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import Fastify, {
-  LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type preValidationHookHandler,
+} from 'fastify';
 import fastifyWebsocket from '@fastify/websocket';
 import type { Logger } from 'pino';
 import { PodserveError } from './errors.js';
@@ -59,8 +66,17 @@ export function sendError(reply: FastifyReply, status: number, message: string, 
   return reply.code(status).type('application/json').send(errorBody(status, message, cause));
 }
 
+/** Random bytes for reference ids, drawn 4 KiB at a time: one call into the CSPRNG per 512 requests, not per request. */
+let idPool = Buffer.alloc(0);
+let idOffset = 0;
+
 function newReferenceId(): string {
-  return randomBytes(8).toString('hex');
+  if (idOffset + 8 > idPool.length) {
+    idPool = randomBytes(4096);
+    idOffset = 0;
+  }
+  idOffset += 8;
+  return idPool.toString('hex', idOffset - 8, idOffset);
 }
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
@@ -111,42 +127,57 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     for (const method of [route.method].flat()) routeShapes.push({ method, pattern });
   });
 
-  app.addHook('onRequest', async (request, reply) => {
+  // The hooks every request passes through are plain callbacks (no promise per hook and request), and the
+  // per-request debug lines are only hooked in when debug logging is on.
+  const debugRequests = opts.logger.isLevelEnabled('debug');
+  app.addHook('onRequest', (request, reply, done) => {
     const raw = request.raw as VersionedRequest;
     request.apiVersion = raw.apiVersion;
-    reply.header('Api-Version', COMPAT_API_VERSION);
-    reply.header('Libpod-Api-Version', LIBPOD_API_VERSION);
-    reply.header('Server', `Libpod/${LIBPOD_API_VERSION} (linux)`);
-    reply.header('X-Reference-Id', request.id);
+    reply.headers({
+      'Api-Version': COMPAT_API_VERSION,
+      'Libpod-Api-Version': LIBPOD_API_VERSION,
+      Server: `Libpod/${LIBPOD_API_VERSION} (linux)`,
+      'X-Reference-Id': request.id,
+    });
     if (opts.idle) {
       const end = opts.idle.begin();
       reply.raw.once('close', end);
     }
     if (raw.badApiVersion !== undefined) {
-      throw new PodserveError(400, `invalid API version "${raw.badApiVersion}": expected /v{major}.{minor}[.{patch}]/`);
+      done(new PodserveError(400, `invalid API version "${raw.badApiVersion}": expected /v{major}.{minor}[.{patch}]/`));
+      return;
     }
-    request.log.debug({ method: request.method, url: request.url }, 'request');
+    if (debugRequests) request.log.debug({ method: request.method, url: request.url }, 'request');
+    done();
   });
 
   // Go-style query strings (case-insensitive keys, strconv.ParseBool booleans, repeated keys, JSON filters),
-  // converted once here before ajv validates them against the route's schema.
-  app.addHook('preValidation', async (request) => {
-    const schema = request.routeOptions.schema?.querystring as QuerySchemaLike | undefined;
-    if (schema) request.query = normalizeQuery(request.query as Record<string, unknown>, schema);
+  // converted before ajv validates them against the route's schema; hooked only into routes that have one.
+  app.addHook('onRoute', (route) => {
+    const schema = route.schema?.querystring as QuerySchemaLike | undefined;
+    if (!schema) return;
+    const normalize: preValidationHookHandler = (request, _reply, done) => {
+      request.query = normalizeQuery(request.query as Record<string, unknown>, schema);
+      done();
+    };
+    route.preValidation = [normalize, ...[route.preValidation ?? []].flat()];
   });
 
   // Podman labels JSON exactly `application/json`; the docker CLI compares it literally (image load).
-  app.addHook('onSend', async (_request, reply, payload) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (reply.getHeader('content-type') === 'application/json; charset=utf-8') reply.header('content-type', 'application/json');
-    return payload;
+    done(null, payload);
   });
 
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.debug(
-      { method: request.method, url: request.url, status: reply.statusCode, ms: Number(reply.elapsedTime.toFixed(2)) },
-      'request done',
-    );
-  });
+  if (debugRequests) {
+    app.addHook('onResponse', (request, reply, done) => {
+      request.log.debug(
+        { method: request.method, url: request.url, status: reply.statusCode, ms: Number(reply.elapsedTime.toFixed(2)) },
+        'request done',
+      );
+      done();
+    });
+  }
 
   app.setErrorHandler((err: FastifyError | PodserveError, request: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof PodserveError) {

@@ -113,13 +113,22 @@ const LONG_LIVED: { route: RegExp; when?: (query: Record<string, unknown>) => bo
   { route: /\/top$/, when: (q) => goTrue(q.stream) },
 ];
 
+/** The rules whose pattern matches a route, worked out once per route (every request asks). */
+const rulesByRoute = new Map<string, typeof LONG_LIVED>();
+
 export function isLongLived(request: FastifyRequest): boolean {
   const options = request.routeOptions;
   if ((options.config as { longLived?: unknown } | undefined)?.longLived === true) return true;
   const route = options.url;
   if (route === undefined) return false;
+  let rules = rulesByRoute.get(route);
+  if (!rules) {
+    rules = LONG_LIVED.filter((rule) => rule.route.test(route));
+    rulesByRoute.set(route, rules);
+  }
+  if (rules.length === 0) return false;
   const query = (request.query ?? {}) as Record<string, unknown>;
-  return LONG_LIVED.some((rule) => rule.route.test(route) && (rule.when === undefined || rule.when(query)));
+  return rules.some((rule) => rule.when === undefined || rule.when(query));
 }
 
 /**
@@ -135,13 +144,16 @@ export class StreamGate {
     return this.open;
   }
 
-  readonly onRequest = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (!isLongLived(request)) return;
+  /** An onRequest hook (a plain callback: it runs for every request). */
+  readonly onRequest = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
+    if (!isLongLived(request)) return done();
     if (this.open >= this.max) {
-      throw new PodserveError(
-        429,
-        'too many concurrent streams',
-        `too many concurrent long-lived requests (attach, exec, events, logs, stats, wait): the limit is ${this.max}`,
+      return done(
+        new PodserveError(
+          429,
+          'too many concurrent streams',
+          `too many concurrent long-lived requests (attach, exec, events, logs, stats, wait): the limit is ${this.max}`,
+        ),
       );
     }
     this.open++;
@@ -151,5 +163,6 @@ export class StreamGate {
       released = true;
       this.open--;
     });
+    done();
   };
 }
