@@ -2,7 +2,8 @@
  * podserve's side-by-side benchmark against Podman's API service (issue 8).
  *
  *   npm run bench [-- --ref unix:///path/podman.sock] [--quick] [--only GROUPS] [--out FILE] [--profile DIR]
- *                 [--update-readme]
+ *                 [--node-client] [--update-readme]
+ *   npm run bench -- --baseline OTHER/dist/src/cli.js [--podserve dist/src/cli.js]   (before/after of a change)
  *
  * Starts podserve from this checkout on a temporary socket and state dirs and, without --ref, a
  * `podman system service` the same way; loads the busybox fixture into both through the API; runs every
@@ -16,17 +17,20 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   activationToFirstByte,
+  nodeFloorTarget,
   podmanTarget,
   podserveTarget,
   prepare,
   removeColdStartDir,
   spawnToPing,
+  startIdle,
   type ColdStartTarget,
 } from './coldstart.js';
 import {
   REPO_ROOT,
   ensureFixtures,
   loadImage,
+  readCpuMs,
   readMemory,
   removeContainers,
   settleProcesses,
@@ -59,11 +63,17 @@ type Group = (typeof GROUPS)[number];
 
 interface Options {
   ref?: string;
+  /** podserve build to measure (dist/src/cli.js); default this checkout's. */
+  podserveCli?: string;
+  /** Measure against another podserve build instead of Podman (before/after figures of a change). */
+  baselineCli?: string;
   quick: boolean;
   only: Set<Group>;
   out: string;
   profileDir?: string;
   updateReadme: boolean;
+  /** API load through Node's http client instead of the lean raw client. */
+  nodeClient: boolean;
 }
 
 interface Plan {
@@ -78,6 +88,8 @@ interface Plan {
   logLines: number;
   logReps: number;
   apiMs: number;
+  /** Untimed load before the samples of each endpoint: V8 needs a while to optimise a hot request path. */
+  apiWarmMs: number;
   apiReps: number;
   listContainers: number;
   coldReps: number;
@@ -95,6 +107,7 @@ const FULL: Plan = {
   logLines: 1_048_576,
   logReps: 3,
   apiMs: 3000,
+  apiWarmMs: 2000,
   apiReps: 5,
   listContainers: 50,
   coldReps: 8,
@@ -113,15 +126,16 @@ const QUICK: Plan = {
   logLines: 65_536,
   logReps: 2,
   apiMs: 600,
+  apiWarmMs: 1000,
   apiReps: 2,
   listContainers: 20,
   coldReps: 2,
 };
 
-const USAGE = `usage: npm run bench -- [--ref unix:///path] [--quick] [--only ${GROUPS.join(',')}] [--out FILE] [--profile DIR] [--update-readme]\n`;
+const USAGE = `usage: npm run bench -- [--ref unix:///path | --baseline OTHER/dist/src/cli.js] [--podserve dist/src/cli.js] [--quick] [--only ${GROUPS.join(',')}] [--out FILE] [--profile DIR] [--node-client] [--update-readme]\n`;
 
 function parseOptions(argv: string[]): Options {
-  const opts: Options = { quick: false, only: new Set(GROUPS), out: '', updateReadme: false };
+  const opts: Options = { quick: false, only: new Set(GROUPS), out: '', updateReadme: false, nodeClient: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -133,6 +147,12 @@ function parseOptions(argv: string[]): Options {
     switch (flag) {
       case '--ref':
         opts.ref = value();
+        break;
+      case '--podserve':
+        opts.podserveCli = value();
+        break;
+      case '--baseline':
+        opts.baselineCli = value();
         break;
       case '--quick':
         opts.quick = true;
@@ -148,6 +168,9 @@ function parseOptions(argv: string[]): Options {
         break;
       case '--profile':
         opts.profileDir = value();
+        break;
+      case '--node-client':
+        opts.nodeClient = true;
         break;
       case '--update-readme':
         opts.updateReadme = true;
@@ -238,10 +261,7 @@ async function main(): Promise<void> {
     });
   }
 
-  const memory: Record<'podserve' | 'reference', { idle?: MemoryReading; end?: MemoryReading; afterCleanup?: MemoryReading }> = {
-    podserve: {},
-    reference: {},
-  };
+  const memory: MemoryReadings = { podserve: {}, reference: {}, floor: {} };
   try {
     const nodeArgs = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : [];
     const psDir = join(scratch, 'ps');
@@ -249,16 +269,19 @@ async function main(): Promise<void> {
     mkdirSync(psDir);
     mkdirSync(refDir);
     const [podserve, reference] = await Promise.all([
-      startPodserve(psDir, { nodeArgs }),
-      opts.ref ? useReference(opts.ref) : startPodman(refDir),
+      startPodserve(psDir, { nodeArgs, cli: opts.podserveCli }),
+      opts.ref ? useReference(opts.ref) : opts.baselineCli ? startPodserve(refDir, { cli: opts.baselineCli, name: 'baseline' }) : startPodman(refDir),
     ]);
     stoppers.push(podserve.stop, reference.stop);
     const pair: Pair = { podserve, reference };
     log(`podserve pid ${podserve.pid} on ${podserve.socket}; reference ${reference.name} pid ${reference.pid ?? '?'} on ${reference.socket}`);
 
+    const floor = await startIdle(nodeFloorTarget(join(scratch, 'idle-floor')));
     await delay(1000);
     memory.podserve.idle = readMemory(podserve.pid);
     memory.reference.idle = readMemory(reference.pid);
+    memory.floor = { idle: readMemory(floor.pid) };
+    await floor.stop();
     await Promise.all([loadImage(podserve), loadImage(reference)]);
     const tracked = { podserve: new Tracked(podserve), reference: new Tracked(reference) };
     stoppers.push(async () => {
@@ -277,7 +300,7 @@ async function main(): Promise<void> {
       }
     }
     if (opts.only.has('exec') && sleepers) await exec(pair, sleepers, plan, results);
-    if (opts.only.has('api') && sleepers) await api(pair, sleepers, plan, results);
+    if (opts.only.has('api') && sleepers) await api(pair, sleepers, plan, results, opts.nodeClient ? 'node' : 'raw');
     if (sleepers) {
       await removeContainers(podserve.api, sleepers.podserve);
       await removeContainers(reference.api, sleepers.reference);
@@ -298,13 +321,13 @@ async function main(): Promise<void> {
     await stopAll();
     stopping = undefined;
     stoppers.length = 0;
-    if (opts.only.has('coldstart')) await coldStart(scratch, plan, results);
+    if (opts.only.has('coldstart')) await coldStart(scratch, plan, results, opts);
   } finally {
     await stopAll();
   }
 
   const summaries = [...results.metrics.values()].map(summarize);
-  const referenceName = opts.ref ? 'podman (--ref)' : 'podman';
+  const referenceName = opts.ref ? 'podman (--ref)' : opts.baselineCli ? 'baseline' : 'podman';
   const table = markdownTable(summaries, referenceName);
   process.stdout.write(`\n${table}\n`);
   if (results.errors.length > 0) {
@@ -315,8 +338,14 @@ async function main(): Promise<void> {
     finished: new Date().toISOString(),
     mode: opts.quick ? 'quick' : 'full',
     host: { node: process.version, kernel: release(), cpus: cpus().length, loadAverageBefore: loadBefore, loadAverageAfter: loadavg() },
-    reference: opts.ref ? { given: opts.ref } : { spawned: 'podman system service --time=0 (private --root/--runroot)' },
+    reference: opts.ref
+      ? { given: opts.ref }
+      : opts.baselineCli
+        ? { baseline: opts.baselineCli }
+        : { spawned: 'podman system service --time=0 (private --root/--runroot)' },
+    podserve: opts.podserveCli ?? 'this checkout',
     network: 'netns {nsmode: "none"} for every container on both daemons (private network namespace, loopback only)',
+    apiClient: opts.nodeClient ? "node:http Agent (keepAlive, 16 sockets)" : 'raw keep-alive HTTP/1.1 connections (bench/http.ts RawConnection)',
     plan,
     metrics: summaries,
     notMeasured: results.errors,
@@ -391,7 +420,7 @@ async function exec(pair: Pair, sleepers: Record<'podserve' | 'reference', strin
   });
 }
 
-async function api(pair: Pair, sleepers: Record<'podserve' | 'reference', string[]>, plan: Plan, results: Results): Promise<void> {
+async function api(pair: Pair, sleepers: Record<'podserve' | 'reference', string[]>, plan: Plan, results: Results, client: 'raw' | 'node'): Promise<void> {
   const [nPs, nRef] = await Promise.all([listLength(pair.podserve, `${V}/containers/json`), listLength(pair.reference, `${V}/containers/json`)]);
   if (nPs !== nRef) log(`warning: the lists differ in length (podserve ${nPs}, reference ${nRef})`);
   const endpoints: { key: string; label: string; path: (which: 'podserve' | 'reference') => string; target: number }[] = [
@@ -404,13 +433,26 @@ async function api(pair: Pair, sleepers: Record<'podserve' | 'reference', string
     const rate = results.metric({ key: `${e.key}.rate`, label: `${e.label}, 16 connections`, unit: 'req/s', better: 'higher', target: { ratio: e.target }, note: `${plan.apiMs} ms per sample` });
     const p50 = results.metric({ key: `${e.key}.p50`, label: `${e.label}, p50 latency`, unit: 'ms', better: 'lower' });
     const p99 = results.metric({ key: `${e.key}.p99`, label: `${e.label}, p99 latency`, unit: 'ms', better: 'lower' });
+    const cpu = results.metric({
+      key: `${e.key}.cpu`,
+      label: `${e.label}, daemon CPU per request`,
+      unit: 'µs',
+      better: 'lower',
+      note: 'user + system time of the daemon process (all threads) over the run, divided by the requests answered',
+    });
     await guarded(results, e.key, async () => {
-      await Promise.all([loadRun(pair.podserve.socket, e.path('podserve'), 300), loadRun(pair.reference.socket, e.path('reference'), 300)]);
+      await Promise.all([
+        loadRun(pair.podserve.socket, e.path('podserve'), plan.apiWarmMs, 16, client),
+        loadRun(pair.reference.socket, e.path('reference'), plan.apiWarmMs, 16, client),
+      ]);
       await interleaved(pair, plan.apiReps, async (d, which) => {
-        const r = await loadRun(d.socket, e.path(which), plan.apiMs);
+        const before = readCpuMs(d.pid);
+        const r = await loadRun(d.socket, e.path(which), plan.apiMs, 16, client);
+        const after = readCpuMs(d.pid);
         rate[which].push(r.rate);
         p50[which].push(r.p50);
         p99[which].push(r.p99);
+        if (before !== undefined && after !== undefined) cpu[which].push(((after - before) * 1000) / r.requests);
       });
     });
   }
@@ -464,8 +506,17 @@ async function logs(pair: Pair, tracked: TrackedPair, plan: Plan, results: Resul
   });
 }
 
-function recordMemory(memory: Record<'podserve' | 'reference', { idle?: MemoryReading; end?: MemoryReading; afterCleanup?: MemoryReading }>, results: Results): void {
-  const entries: { key: string; label: string; pick: (m: (typeof memory)['podserve']) => number | undefined; target?: number }[] = [
+interface PhaseMemory {
+  idle?: MemoryReading;
+  end?: MemoryReading;
+  afterCleanup?: MemoryReading;
+}
+
+/** Memory of podserve, the reference, and (idle only) the bare Node.js floor. */
+type MemoryReadings = Record<'podserve' | 'reference' | 'floor', PhaseMemory>;
+
+function recordMemory(memory: MemoryReadings, results: Results): void {
+  const entries: { key: string; label: string; pick: (m: PhaseMemory) => number | undefined; target?: number }[] = [
     { key: 'memory.idle', label: 'daemon RSS, idle after start', pick: (m) => m.idle?.rssMiB, target: 0.8 },
     { key: 'memory.peak', label: 'daemon RSS, peak during the run (VmHWM)', pick: (m) => m.end?.peakMiB, target: 0.5 },
     { key: 'memory.after', label: 'daemon RSS, after removing every container', pick: (m) => m.afterCleanup?.rssMiB },
@@ -481,12 +532,27 @@ function recordMemory(memory: Record<'podserve' | 'reference', { idle?: MemoryRe
     m.podserve.push(a);
     m.reference.push(b);
   }
+  const floor = memory.floor.idle?.rssMiB;
+  const refIdle = memory.reference.idle?.rssMiB;
+  if (floor !== undefined && refIdle !== undefined) {
+    const m = results.metric({
+      key: 'memory.floor',
+      label: 'Node.js floor: RSS of an idle bare `node:http` server (in the podserve column)',
+      unit: 'MiB',
+      better: 'lower',
+      note: 'not podserve: the resident size of Node.js itself',
+    });
+    m.podserve.push(floor);
+    m.reference.push(refIdle);
+  }
 }
 
-async function coldStart(scratch: string, plan: Plan, results: Results): Promise<void> {
+async function coldStart(scratch: string, plan: Plan, results: Results, opts: Options): Promise<void> {
   const targets: Record<'podserve' | 'reference', ColdStartTarget> = {
-    podserve: podserveTarget(join(scratch, 'cold-ps')),
-    reference: podmanTarget(join(scratch, 'cold-ref')),
+    podserve: podserveTarget(join(scratch, 'cold-ps'), { cli: opts.podserveCli }),
+    reference: opts.baselineCli
+      ? podserveTarget(join(scratch, 'cold-ref'), { cli: opts.baselineCli, name: 'baseline' })
+      : podmanTarget(join(scratch, 'cold-ref')),
   };
   const spawnMetric = results.metric({ key: 'cold.spawn', label: 'cold start, spawn → first answered _ping', unit: 'ms', better: 'lower', target: { ratio: 1 } });
   const actMetric = results.metric({
@@ -507,6 +573,21 @@ async function coldStart(scratch: string, plan: Plan, results: Results): Promise
         for (const which of i % 2 === 0 ? (['podserve', 'reference'] as const) : (['reference', 'podserve'] as const)) {
           spawnMetric[which].push(await spawnToPing(pair[which]));
         }
+      }
+    });
+    log('cold start: the Node.js floor (bare node:http server)');
+    const floorTarget = nodeFloorTarget(join(scratch, 'cold-floor'));
+    const floor = results.metric({
+      key: 'cold.floor',
+      label: 'Node.js floor: bare `node:http` server, spawn → first answer (in the podserve column)',
+      unit: 'ms',
+      better: 'lower',
+      note: 'not podserve: what any Node.js daemon pays before its first line of code runs',
+    });
+    await guarded(results, floor.key, async () => {
+      for (let i = 0; i < plan.coldReps; i++) {
+        floor.podserve.push(await spawnToPing(floorTarget));
+        floor.reference.push(await spawnToPing(pair.reference));
       }
     });
     log('cold start: socket activation');

@@ -7,12 +7,12 @@
  * container), so neither pays for creating its database.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { podmanArgs, podserveArgs, stopProcess, unmountUnder, waitForPing } from './daemons.js';
+import { podmanArgs, podserveArgs, stopProcess, unmountUnder, waitForPing, type PodserveOptions } from './daemons.js';
 
 export interface ColdStartTarget {
   name: string;
@@ -21,8 +21,23 @@ export interface ColdStartTarget {
   command(socket: string | undefined): { file: string; args: string[] };
 }
 
-export function podserveTarget(dir: string): ColdStartTarget {
-  return { name: 'podserve', dir, command: (socket) => ({ file: process.execPath, args: podserveArgs(dir, socket) }) };
+export function podserveTarget(dir: string, opts: PodserveOptions = {}): ColdStartTarget {
+  return { name: opts.name ?? 'podserve', dir, command: (socket) => ({ file: process.execPath, args: podserveArgs(dir, socket, opts) }) };
+}
+
+/**
+ * The floor for any Node.js daemon: a bare `node:http` server answering every request with OK, nothing else
+ * loaded. Its start-up and memory bound what podserve could reach without leaving Node.
+ */
+export function nodeFloorTarget(dir: string): ColdStartTarget {
+  const script = join(dir, 'floor.mjs');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    script,
+    "import { createServer } from 'node:http';\n" +
+      "createServer((req, res) => { res.setHeader('Content-Type', 'text/plain; charset=utf-8'); res.end('OK'); }).listen(process.argv[2]);\n",
+  );
+  return { name: 'node floor', dir, command: (socket) => ({ file: process.execPath, args: [script, socket ?? ''] }) };
 }
 
 export function podmanTarget(dir: string): ColdStartTarget {
@@ -77,6 +92,17 @@ export async function prepare(target: ColdStartTarget): Promise<void> {
   } finally {
     await stopProcess(child);
   }
+}
+
+/** Starts a target on its own socket and leaves it running (memory of an idle process). */
+export async function startIdle(target: ColdStartTarget): Promise<{ pid: number | undefined; stop: () => Promise<void> }> {
+  mkdirSync(target.dir, { recursive: true });
+  const socket = join(target.dir, 'idle.sock');
+  rmSync(socket, { force: true });
+  const { file, args } = target.command(socket);
+  const child = spawned(file, args);
+  await waitForPing(socket, 60_000);
+  return { pid: child.pid, stop: () => stopProcess(child) };
 }
 
 /** ms from spawn to the first answered _ping. */

@@ -143,12 +143,16 @@ export interface PodserveOptions {
   /** Extra node flags for the daemon (e.g. --cpu-prof). */
   nodeArgs?: string[];
   logLevel?: string;
+  /** Another build's dist/src/cli.js (before/after comparisons of a change); default this checkout's. */
+  cli?: string;
+  /** Name in the table. */
+  name?: string;
 }
 
 export function podserveArgs(dir: string, socket: string | undefined, opts: PodserveOptions = {}): string[] {
   return [
     ...(opts.nodeArgs ?? []),
-    PODSERVE_CLI,
+    opts.cli ?? PODSERVE_CLI,
     '--root',
     join(dir, 'root'),
     '--runroot',
@@ -193,7 +197,7 @@ async function started(name: string, proc: ChildProcess, dir: string, socket: st
 export async function startPodserve(dir: string, opts: PodserveOptions = {}): Promise<Daemon> {
   const socket = join(dir, 's.sock');
   const proc = spawnLogged(process.execPath, podserveArgs(dir, socket, opts), join(dir, 'daemon.log'));
-  return started('podserve', proc, dir, socket);
+  return started(opts.name ?? 'podserve', proc, dir, socket);
 }
 
 export async function startPodman(dir: string): Promise<Daemon> {
@@ -258,6 +262,18 @@ export function readMemory(pid: number | undefined): MemoryReading | undefined {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
     return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU time (user + system, all threads) a process has used so far, in ms; undefined when unreadable. */
+export function readCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime (fields 14 and 15 of stat; 11 and 12 after the command name) in clock ticks of 10 ms.
+    return (Number(fields[11]) + Number(fields[12])) * 10;
   } catch {
     return undefined;
   }

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Daemon } from './daemons.js';
 import { IMAGE } from './daemons.js';
-import { ApiClient, FrameCounter, hijack, readToEnd, writeRepeated, type Hijacked } from './http.js';
+import { ApiClient, FrameCounter, getRequest, hijack, RawConnection, readToEnd, writeRepeated, type Hijacked } from './http.js';
 import { percentile } from './stats.js';
 
 export const V = '/v4.3.1/libpod';
@@ -246,21 +246,22 @@ export interface LoadResult {
 
 /**
  * `connections` keep-alive connections, each sending `GET path` back to back for `durationMs`; every answer must
- * be a 200. Requests per second over the whole run, and latency percentiles in ms.
+ * be a 200. Requests per second over the whole run, and latency percentiles in ms. `client` chooses the lean raw
+ * client (default) or Node's http client with a keep-alive agent.
  */
-export async function loadRun(socket: string, path: string, durationMs: number, connections = 16): Promise<LoadResult> {
-  const api = new ApiClient(socket, connections);
+export async function loadRun(socket: string, path: string, durationMs: number, connections = 16, client: 'raw' | 'node' = 'raw'): Promise<LoadResult> {
+  const send = client === 'raw' ? await rawSender(socket, path, connections) : nodeSender(socket, path, connections);
   try {
-    // Open the connections first: the run measures requests, not connects.
-    await Promise.all(Array.from({ length: connections }, () => expectOk(api, path)));
+    // Every connection answers once before the clock starts: the run measures requests, not connects.
+    await Promise.all(Array.from({ length: connections }, (_, i) => send.request(i)));
     const latencies: number[] = [];
     const start = performance.now();
     const end = start + durationMs;
     await Promise.all(
-      Array.from({ length: connections }, async () => {
+      Array.from({ length: connections }, async (_, i) => {
         while (performance.now() < end) {
           const t0 = performance.now();
-          await expectOk(api, path);
+          await send.request(i);
           latencies.push(performance.now() - t0);
         }
       }),
@@ -269,13 +270,36 @@ export async function loadRun(socket: string, path: string, durationMs: number, 
     latencies.sort((a, b) => a - b);
     return { rate: latencies.length / (elapsed / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99), requests: latencies.length };
   } finally {
-    api.close();
+    send.close();
   }
 }
 
-async function expectOk(api: ApiClient, path: string): Promise<void> {
-  const r = await api.request('GET', path);
-  if (r.status !== 200) throw new Error(`GET ${path} → ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`);
+interface Sender {
+  request(connection: number): Promise<void>;
+  close(): void;
+}
+
+async function rawSender(socket: string, path: string, connections: number): Promise<Sender> {
+  const conns = await Promise.all(Array.from({ length: connections }, () => RawConnection.open(socket)));
+  const bytes = getRequest(path);
+  return {
+    request: async (i) => {
+      const status = await conns[i]!.send(bytes);
+      if (status !== 200) throw new Error(`GET ${path} → ${status}`);
+    },
+    close: () => conns.forEach((c) => c.close()),
+  };
+}
+
+function nodeSender(socket: string, path: string, connections: number): Sender {
+  const api = new ApiClient(socket, connections);
+  return {
+    request: async () => {
+      const r = await api.request('GET', path);
+      if (r.status !== 200) throw new Error(`GET ${path} → ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`);
+    },
+    close: () => api.close(),
+  };
 }
 
 /** How many containers a list returns (to check that both daemons list the same population). */
