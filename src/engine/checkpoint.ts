@@ -10,7 +10,7 @@
  * released (so a restore meanwhile cannot pull files from under the reader), an import is unpacked from the
  * request body as it arrives. Both directories are removed on every path.
  */
-import { link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -319,7 +319,10 @@ export class CheckpointService {
       for (const f of [CONFIG_DUMP, SPEC_DUMP]) await rename(join(bundleDir, f), join(dir, f));
       await writeFile(join(dir, NETWORK_STATUS), '{}', { mode: 0o600 });
       await link(join(bundleDir, STATS_DUMP), join(dir, STATS_DUMP)).catch(() => undefined);
-      if (c.config.logDriver === 'k8s-file') await link(c.config.logPath, join(dir, CTR_LOG)).catch(() => undefined);
+      if (c.config.logDriver === 'k8s-file') {
+        // A custom log path may be on another file system: copy what a link cannot share.
+        await link(c.config.logPath, join(dir, CTR_LOG)).catch(() => copyFile(c.config.logPath, join(dir, CTR_LOG)).catch(() => undefined));
+      }
       if (!opts.ignoreRootFS) await createRootfsDiff(join(c.config.containerDir, 'upper'), dir, this.log);
       return dir;
     } catch (err) {
@@ -401,6 +404,7 @@ export class CheckpointService {
         ...old,
         id,
         name,
+        spec: { ...old.spec, name },
         imageId: image.record.id,
         containerDir,
         bundleDir,
@@ -504,6 +508,7 @@ export class CheckpointService {
           terminal: config.terminal,
           stdin: config.stdin,
           exitCommand: this.deps.access.exitCommand(c.id),
+          timeoutMs: restoreTimeoutMs(),
         },
         { imagePath: images, tcpEstablished: opts.tcpEstablished, fileLocks: opts.fileLocks },
       );
@@ -544,6 +549,15 @@ export class CheckpointService {
       throw err;
     }
   }
+}
+
+/**
+ * How long a restore may take before it counts as failed: conmon's create timeout (240 s) unless
+ * PODSERVE_RESTORE_TIMEOUT_MS says otherwise. CRIU can hang on a damaged image; the failure path then cleans up.
+ */
+function restoreTimeoutMs(): number | undefined {
+  const value = Number(process.env.PODSERVE_RESTORE_TIMEOUT_MS);
+  return Number.isInteger(value) && value > 0 ? value : undefined;
 }
 
 /** config.dump and spec.dump of an unpacked archive; 400 when they are missing or not podserve's. */

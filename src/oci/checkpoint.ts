@@ -12,8 +12,10 @@
  * `Error (…)` lines. Unlike Podman, podserve names the CRIU binary explicitly (`runc --criu`), so a private
  * CRIU install works without touching PATH.
  */
-import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { RuntimeError } from '../errors.js';
 import { runCommand } from './runtime-cli.js';
@@ -127,6 +129,90 @@ export async function restoreFailure(runtimeName: string, err: unknown, bundleDi
   const criuErrors = await criuLogErrors(join(bundleDir, 'restore.log'));
   const cause = err instanceof RuntimeError ? err.causeText : err instanceof Error ? err.message : String(err);
   return criuFailure(runtimeName, 'restore', stripLogFileHint(cause), criuErrors);
+}
+
+/**
+ * After a failed restore, removes what CRIU may leave behind when it died or was killed midway (seen with a
+ * corrupt image: a half-restored task spinning in the container's cgroup, CRIU's cgroup yard and root mounts,
+ * runc's state directory without a state): processes in the container's cgroup are killed, those mounts
+ * detached, the directories removed. Best effort; never throws.
+ */
+export async function cleanupFailedRestore(opts: { id: string; bundleDir: string; runcRoot: string; logger: Logger }): Promise<void> {
+  const { id, bundleDir, runcRoot, logger } = opts;
+  try {
+    const cgroupsPath = await readCgroupsPath(bundleDir);
+    const dirs = cgroupsPath ? await cgroupDirs(cgroupsPath) : [];
+    const pids = new Set<number>();
+    for (const dir of dirs) {
+      const procs = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+      for (const line of procs.split('\n')) if (/^\d+$/.test(line.trim())) pids.add(Number(line.trim()));
+    }
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    if (pids.size > 0) logger.warn({ id, pids: [...pids] }, 'killed processes a failed restore left in the container cgroup');
+    const deadline = Date.now() + 3000;
+    while ([...pids].some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+
+    const runcDir = join(runcRoot, id);
+    const prefixes = [join(bundleDir, '.criu.'), join(runcDir, 'criu-root')];
+    const mounts = (await readFile('/proc/self/mounts', 'utf8'))
+      .split('\n')
+      .map((line) => unescapeMountPath(line.split(' ')[1] ?? ''))
+      .filter((m) => prefixes.some((p) => m.startsWith(p)))
+      .sort((a, b) => b.length - a.length);
+    for (const m of mounts) await execFileAsync('umount', ['-l', m]).catch((err: unknown) => logger.warn({ err, mount: m }, 'cannot detach a CRIU mount'));
+    for (const name of await readdir(bundleDir).catch(() => [] as string[])) {
+      if (name.startsWith('.criu.')) await rm(join(bundleDir, name), { recursive: true, force: true }).catch(() => undefined);
+    }
+    // runc lists a state directory without state.json as a broken container.
+    if (!(await stat(join(runcDir, 'state.json')).then(() => true, () => false))) await rm(runcDir, { recursive: true, force: true });
+    for (const dir of dirs) await rmdir(dir).catch(() => undefined);
+  } catch (err) {
+    logger.warn({ err, id }, 'cleaning up after a failed restore');
+  }
+}
+
+const execFileAsync = promisify(execFile);
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** /proc/mounts escapes space, tab, newline and backslash as octal. */
+function unescapeMountPath(path: string): string {
+  return path.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+async function readCgroupsPath(bundleDir: string): Promise<string | undefined> {
+  try {
+    const spec = JSON.parse(await readFile(join(bundleDir, 'config.json'), 'utf8')) as { linux?: { cgroupsPath?: unknown } };
+    const path = spec.linux?.cgroupsPath;
+    // cgroupfs paths only ("/parent/name"); systemd's "slice:prefix:name" is not used by podserve.
+    return typeof path === 'string' && path.startsWith('/') && !path.includes('..') ? path : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The container's cgroup directories: one per v1 controller hierarchy, or the v2 one. */
+async function cgroupDirs(cgroupsPath: string): Promise<string[]> {
+  const found: string[] = [];
+  const roots = ['/sys/fs/cgroup', ...(await readdir('/sys/fs/cgroup').catch(() => [] as string[])).map((n) => join('/sys/fs/cgroup', n))];
+  for (const root of roots) {
+    const dir = join(root, cgroupsPath);
+    if (await stat(join(dir, 'cgroup.procs')).then(() => true, () => false)) found.push(dir);
+  }
+  return found;
 }
 
 function criuFailure(runtimeName: string, verb: string, runtimeText: string, criuErrors: string[]): RuntimeError {

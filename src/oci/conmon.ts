@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ConflictError, InternalError, RuntimeError, Sentinel } from '../errors.js';
 import { connectAttachSocket } from './attach.js';
-import { probeCriu, restoreConmonArgs, restoreFailure, runCheckpoint, type CheckpointOutcome, type CheckpointSpec, type CriuInfo, type RestoreSpec } from './checkpoint.js';
+import { cleanupFailedRestore, probeCriu, restoreConmonArgs, restoreFailure, runCheckpoint, type CheckpointOutcome, type CheckpointSpec, type CriuInfo, type RestoreSpec } from './checkpoint.js';
 import {
   ConmonProcess,
   conmonLogLevel,
@@ -497,8 +497,18 @@ export class ConmonRuntime implements OCIRuntime {
       const created = await this.createContainer({ ...spec, restore });
       return { ...created, durationUs: Number((process.hrtime.bigint() - started) / 1000n) };
     } catch (err) {
-      throw await restoreFailure(this.name, err, spec.bundleDir);
+      const failure = await restoreFailure(this.name, err, spec.bundleDir);
+      await cleanupFailedRestore({ id: spec.id, bundleDir: spec.bundleDir, runcRoot: this.runcRoot(), logger: this.logger });
+      throw failure;
     }
+  }
+
+  /** runc's state directory: its --root flag when configured, else its default for root. */
+  private runcRoot(): string {
+    const i = this.runtimeFlags.findIndex((f) => f === '--root' || f.startsWith('--root='));
+    if (i < 0) return '/run/runc';
+    const flag = this.runtimeFlags[i]!;
+    return flag.includes('=') ? flag.slice('--root='.length) : (this.runtimeFlags[i + 1] ?? '/run/runc');
   }
 
   // ---- info ------------------------------------------------------------------------------------------

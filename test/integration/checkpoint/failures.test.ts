@@ -5,7 +5,7 @@
  */
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../../helpers/daemon.js';
@@ -178,4 +178,26 @@ t.test('archives: gzip and zstd import; corrupt, foreign and truncated ones leav
   t.ok(continuous(values), values.join(','));
   t.same(scratchEntries(d), []);
   await Promise.all(['src', 'fromgzip', 'fromzstd'].map((n) => d.request('DELETE', `${L}/containers/${n}?force=true&timeout=0`)));
+});
+
+t.test('a damaged checkpoint image: the restore fails in time and CRIU leaves nothing behind', async (t) => {
+  // CRIU 4.1 can hang on a truncated pages image: a short restore timeout, then the cleanup is what counts.
+  const short = await startDaemon(t, { env: { PODSERVE_RESTORE_TIMEOUT_MS: '6000' } });
+  await loadBusybox(short.socket);
+  const id = await runCounter(short, 'damaged');
+  await waitForValue(short, 'damaged', 0);
+  t.equal((await short.request('POST', `${L}/containers/damaged/checkpoint`)).status, 200);
+  const images = join(short.root, 'containers', id, 'userdata', 'checkpoint');
+  const pages = readdirSync(images).filter((f) => /^pages-\d+\.img$/.test(f));
+  for (const f of pages) truncateSync(join(images, f), 100);
+  const res = await short.request('POST', `${L}/containers/damaged/restore`);
+  t.equal(res.status, 500);
+  t.match(res.json().message, /^runc restore failed: /);
+  const info = await inspect(short, 'damaged');
+  t.equal(info.State.Status, 'exited', 'still exited');
+  t.equal(info.State.Checkpointed, true, 'still checkpointed');
+  t.notOk(readFileSync('/proc/self/mounts', 'utf8').includes(id), 'no mount of the container or of CRIU left');
+  t.notOk(existsSync(join('/run/runc', id)), "no runc state directory");
+  t.notOk(existsSync(join('/sys/fs/cgroup/pids/podserve', id)), 'no cgroup (and so no process) left');
+  t.same(readdirSync(join(short.root, 'containers', id, 'userdata')).filter((f) => f.startsWith('.criu') || f === 'restore.log'), []);
 });
