@@ -101,42 +101,57 @@ export function hijack(socketPath: string, method: string, path: string, body?: 
 
 /**
  * Counts the payload of Docker's multiplexed stream (8-byte header: stream type, 3 zero bytes, big-endian
- * length), per stream type, without copying the data; keeps the tail of stdout for checks on small outputs.
+ * length), per stream type, without copying the data. With `keepTail`, the last few KiB of stdout are kept as
+ * text (for checking small outputs); off by default, since it would cost more than the counting on big streams
+ * of small frames (logs).
  */
 export class FrameCounter {
   readonly bytes = [0, 0, 0, 0];
   frames = 0;
-  private header = Buffer.alloc(8);
+  private readonly header = Buffer.alloc(8);
   private headerFill = 0;
   private remaining = 0;
   private current = 0;
   private tail = '';
 
+  constructor(private readonly keepTail = false) {}
+
   push(chunk: Buffer): void {
+    const length = chunk.length;
     let offset = 0;
-    while (offset < chunk.length) {
+    while (offset < length) {
       if (this.remaining === 0) {
-        const take = Math.min(8 - this.headerFill, chunk.length - offset);
-        chunk.copy(this.header, this.headerFill, offset, offset + take);
-        this.headerFill += take;
-        offset += take;
-        if (this.headerFill < 8) return;
-        this.headerFill = 0;
-        this.current = this.header[0]!;
-        if (this.current > 3) throw new Error(`not a multiplexed stream (stream type ${this.current})`);
-        this.remaining = this.header.readUInt32BE(4);
+        let type: number;
+        let size: number;
+        if (this.headerFill === 0 && length - offset >= 8) {
+          type = chunk[offset]!;
+          size = chunk.readUInt32BE(offset + 4);
+          offset += 8;
+        } else {
+          const take = Math.min(8 - this.headerFill, length - offset);
+          chunk.copy(this.header, this.headerFill, offset, offset + take);
+          this.headerFill += take;
+          offset += take;
+          if (this.headerFill < 8) return;
+          this.headerFill = 0;
+          type = this.header[0]!;
+          size = this.header.readUInt32BE(4);
+        }
+        if (type > 3) throw new Error(`not a multiplexed stream (stream type ${type})`);
+        this.current = type;
+        this.remaining = size;
         this.frames++;
         continue;
       }
-      const take = Math.min(this.remaining, chunk.length - offset);
+      const take = Math.min(this.remaining, length - offset);
       this.bytes[this.current]! += take;
-      if (this.current === 1 && take < 4096) this.tail = (this.tail + chunk.toString('latin1', offset, offset + take)).slice(-4096);
+      if (this.keepTail && this.current === 1) this.tail = (this.tail + chunk.toString('latin1', offset, offset + take)).slice(-4096);
       this.remaining -= take;
       offset += take;
     }
   }
 
-  /** The last few KiB of stdout (only collected from small frames). */
+  /** The last few KiB of stdout (with `keepTail` only). */
   get stdoutTail(): string {
     return this.tail;
   }

@@ -99,7 +99,7 @@ export async function execRoundTrip(d: Daemon, containerId: string, count: numbe
     );
     const h = await hijack(d.socket, 'POST', `${V}/exec/${Id}/start`, { Detach: false, Tty: false });
     expectHijacked(d, h, 'exec start');
-    const frames = new FrameCounter();
+    const frames = new FrameCounter(true);
     await withTimeout(readToEnd(h.socket, h.leftover, (c) => frames.push(c)), 30_000, h, `${d.name}: exec output`);
     const inspect = await d.api.call<{ ExitCode: number; Running: boolean }>('GET', `${V}/exec/${Id}/json`, undefined, [200]);
     if (frames.stdoutTail !== 'bench\n') throw new Error(`${d.name}: exec printed ${JSON.stringify(frames.stdoutTail)}, not "bench\\n"`);
@@ -172,7 +172,7 @@ export async function attachStdin(t: Tracked, mib: number): Promise<number> {
     { command: ['sh', '-c', `head -c ${total} | wc -c`], stdin: true },
     'stream=true&stdin=true&stdout=true&stderr=true',
   );
-  const frames = new FrameCounter();
+  const frames = new FrameCounter(true);
   let counted: (n: number) => void = () => undefined;
   const countLine = new Promise<number>((resolve) => (counted = resolve));
   const reading = readToEnd(h.socket, h.leftover, (chunk) => {
