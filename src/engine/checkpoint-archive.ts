@@ -33,6 +33,11 @@ export interface PackItem {
  */
 export function packArchive(items: PackItem[], logger: Logger, onClose?: () => Promise<void>): Readable {
   const pack = tar.pack();
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (onClose?.() ?? Promise.resolve()).catch((err: unknown) => logger.warn({ err }, 'cleaning up after a checkpoint archive failed'));
+    return closed;
+  };
   const run = async (): Promise<void> => {
     for (const item of items) {
       let st: Stats;
@@ -43,6 +48,8 @@ export function packArchive(items: PackItem[], logger: Logger, onClose?: () => P
       }
       await addPath(pack, item.name, item.path, st);
     }
+    // Every file was read: clean up before the reader sees the end, so it never sees leftovers.
+    await close();
     pack.finalize();
   };
   run().catch((err: unknown) => {
@@ -51,17 +58,8 @@ export function packArchive(items: PackItem[], logger: Logger, onClose?: () => P
     else logger.warn({ err }, 'writing a checkpoint archive failed');
     pack.destroy(err instanceof Error ? err : new Error(String(err)));
   });
-  if (onClose) {
-    let done = false;
-    const close = (): void => {
-      if (done) return;
-      done = true;
-      onClose().catch((err: unknown) => logger.warn({ err }, 'cleaning up after a checkpoint archive failed'));
-    };
-    pack.once('close', close);
-    pack.once('end', close);
-    pack.once('error', close);
-  }
+  pack.once('close', () => void close());
+  pack.once('error', () => void close());
   return pack as unknown as Readable;
 }
 
