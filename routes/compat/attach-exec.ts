@@ -8,15 +8,18 @@
  * what the terminal shows, without one stdout and stderr interleaved); input may be text or binary messages.
  * Query defaults follow Podman's attach: `stream` true, all three streams when none is named. The detach
  * sequence ends the session with a last message `Error: detached from container\n` and a normal close.
- * Errors before the stream starts (unknown container: 404, bad detach keys: 400) are HTTP answers to the
- * upgrade request; later ones are a last text message `Error: …` and a close with code 1011.
+ * Everything that can be refused is checked before the upgrade and answered as HTTP (unknown container 404,
+ * bad detach keys 400, a paused container 409); the container is initialised and its attach socket connected
+ * before the upgrade completes, so a client that starts the container once the socket is open loses no output.
+ * Failures later on end the session with a last message `Error: …`.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createWebSocketStream, type WebSocket } from 'ws';
 import * as Q from '../../schemas/container-queries.js';
 import { execCreateSchema, execStartSchema, type ExecCreateBody, type ExecStartBody } from '../../schemas/exec.js';
-import { attachContainer, resolveDetachKeys } from '../../src/engine/attach.js';
+import { prepareAttach, runAttach, type PreparedAttach } from '../../src/engine/attach.js';
 import { attachHandler, attachOptionsFromQuery, resizeHandler, type AttachQuery, type ResizeQuery } from '../libpod/attach.js';
 import { execCreateHandler, execIdParams, execInspectHandler, execResizeHandler, execStartHandler } from '../libpod/exec.js';
 import { useCompatErrors } from './scope.js';
@@ -53,31 +56,33 @@ export default async function compatAttachExecRoutes(app: FastifyInstance): Prom
     resizeHandler(app),
   );
 
+  // Attaches prepared before the upgrade, waiting for their WebSocket handler.
+  const prepared = new WeakMap<IncomingMessage, PreparedAttach>();
   app.get<{ Params: NameParams; Querystring: AttachQuery }>(
     '/containers/:name/attach/ws',
     {
       websocket: true,
       schema: { params: Q.nameParams, querystring: Q.attachQuery },
-      // Refusals that can be known before the upgrade are HTTP answers to it.
+      // Before the upgrade: refusals are HTTP answers to it, and the container is initialised and its attach
+      // socket connected before the client sees the connection open (so attach-then-start loses nothing).
       preHandler: async (request: FastifyRequest<{ Params: NameParams; Querystring: AttachQuery }>) => {
-        const c = app.engine.containers.lookup(request.params.name);
-        resolveDetachKeys(request.query.detachKeys, c.config.detachKeys);
+        const options = { ...attachOptionsFromQuery(request.query), multiplexed: false };
+        const ready = await prepareAttach(app.engine, request.params.name, options);
+        prepared.set(request.raw, ready);
+        // An upgrade that never completes leaves nobody to close the attach connection.
+        request.raw.socket.once('close', () => ready.release());
       },
     },
     (socket: WebSocket, request: FastifyRequest<{ Params: NameParams; Querystring: AttachQuery }>) => {
+      const ready = prepared.get(request.raw);
+      prepared.delete(request.raw);
+      if (!ready) {
+        socket.close(WS_INTERNAL_ERROR, 'attach was not prepared');
+        return;
+      }
       const client = websocketDuplex(socket);
       client.on('error', (err) => request.log.debug({ err }, 'websocket attach stream error'));
-      let connected = false;
-      const options = { ...attachOptionsFromQuery(request.query), multiplexed: false };
-      attachContainer(app.engine, request.params.name, options, () => {
-        connected = true;
-        return client;
-      }).catch((err: unknown) => {
-        // Only failures before the stream started get here; later ones were written by the engine.
-        const message = err instanceof Error ? err.message : String(err);
-        request.log.debug({ err, connected }, 'websocket attach refused');
-        if (socket.readyState === socket.OPEN) socket.send(`Error: ${message}\n`, () => socket.close(WS_INTERNAL_ERROR, message.slice(0, 120)));
-      });
+      void runAttach(app.engine, ready, client);
     },
   );
 

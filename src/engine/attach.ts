@@ -80,42 +80,63 @@ export function resolveDetachKeys(spec: string | undefined, fallback?: string): 
   return parseDetachKeys(spec ?? fallback ?? DEFAULT_DETACH_KEYS);
 }
 
+/** An attach that passed every check and holds its conmon connection, ready to take over a client connection. */
+export class PreparedAttach {
+  private taken = false;
+
+  constructor(
+    readonly container: Container,
+    /** Null when only the log was asked for. */
+    readonly conn: AttachConnection | null,
+    readonly streams: StreamSelection,
+    readonly detachKeys: Buffer,
+    readonly logs: boolean,
+    readonly multiplexed: boolean,
+  ) {}
+
+  /** Closes the conmon connection unless a session took it (a client that never came). Idempotent. */
+  release(): void {
+    if (!this.taken) this.conn?.close();
+    this.taken = true;
+  }
+
+  /** The session owns the connection from now on. */
+  take(): void {
+    this.taken = true;
+  }
+}
+
 /**
- * Podman's HTTPAttach (with the compat handler's state rules): a configured or exited container is initialised
- * first (so attach-then-start loses no output), a created or running one is attached as it is, anything else is
- * refused. Resolves when the session is over and the connection closed.
+ * Everything of Podman's HTTPAttach that can fail with an ordinary error reply, with the compat handler's state
+ * rules: streams and detach keys are checked, a configured or exited container is initialised (so attaching
+ * before start loses no output), a created or running one is taken as it is, anything else is refused; then the
+ * attach socket is connected. Once this resolves, output waits in conmon for `runAttach`.
  */
-export async function attachContainer(
-  engine: Engine,
-  nameOrId: string,
-  opts: ContainerAttachOptions,
-  connect: ConnectClient,
-): Promise<AttachEnd> {
+export async function prepareAttach(engine: Engine, nameOrId: string, opts: ContainerAttachOptions): Promise<PreparedAttach> {
   const streams = opts.streams ?? ALL_STREAMS;
   if (!streams.stdin && !streams.stdout && !streams.stderr) {
     throw new BadRequestError('at least one of stdin, stdout, stderr must be true');
   }
   if (!opts.stream && !opts.logs) throw new BadRequestError('at least one of Logs or Stream must be set');
-
   let c = engine.containers.lookup(nameOrId);
   const detachKeys = resolveDetachKeys(opts.detachKeys, c.config.detachKeys);
   c = await readyForAttach(engine, c);
-  const multiplexed = opts.multiplexed ?? !c.config.terminal;
-  const log = engine.logger.child({ part: 'attach', id: c.id });
-
   const conn = opts.stream ? await engine.oci.attach(c.config.bundleDir) : null;
-  let client: Duplex;
-  try {
-    client = connect();
-  } catch (err) {
-    conn?.close();
-    throw err;
-  }
-  engine.events.emit({ type: 'container', status: 'attach', id: c.id, name: c.name, image: c.config.imageName, attributes: { ...c.config.labels } });
-  log.debug({ streams, logs: opts.logs, stream: opts.stream, tty: c.config.terminal }, 'attached');
+  return new PreparedAttach(c, conn, streams, detachKeys, opts.logs, opts.multiplexed ?? !c.config.terminal);
+}
 
+/**
+ * Streams a prepared attach over `client` until the session ends (log replay first when asked), and closes the
+ * connection as Podman does; failures after this point are written on the connection.
+ */
+export async function runAttach(engine: Engine, prepared: PreparedAttach, client: Duplex): Promise<AttachEnd> {
+  prepared.take();
+  const { container: c, conn, streams, detachKeys, multiplexed } = prepared;
+  const log = engine.logger.child({ part: 'attach', id: c.id });
+  engine.events.emit({ type: 'container', status: 'attach', id: c.id, name: c.name, image: c.config.imageName, attributes: { ...c.config.labels } });
+  log.debug({ streams, logs: prepared.logs, stream: conn !== null, tty: c.config.terminal }, 'attached');
   try {
-    if (opts.logs) {
+    if (prepared.logs) {
       const replayed = await replayLog(c, client, multiplexed, log);
       if (!replayed) {
         conn?.close();
@@ -136,6 +157,24 @@ export async function attachContainer(
     await writeHijackError(client, errorText(err), multiplexed);
     return 'failed';
   }
+}
+
+/** prepareAttach, then `connect` (the hijack), then runAttach. Resolves when the session is over. */
+export async function attachContainer(
+  engine: Engine,
+  nameOrId: string,
+  opts: ContainerAttachOptions,
+  connect: ConnectClient,
+): Promise<AttachEnd> {
+  const prepared = await prepareAttach(engine, nameOrId, opts);
+  let client: Duplex;
+  try {
+    client = connect();
+  } catch (err) {
+    prepared.release();
+    throw err;
+  }
+  return runAttach(engine, prepared, client);
 }
 
 /** Podman: configured/exited/stopped → Init (409 if that fails); created/running as they are; else 500. */

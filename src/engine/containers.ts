@@ -40,6 +40,8 @@ export interface ContainerManagerDeps {
 
 /** The exec sessions' part in a container's stop and exit (src/engine/exec.ts registers it). */
 export interface ContainerExecHooks {
+  /** Exec sessions of the container being started right now have started or failed (bounded wait). */
+  startsSettled(c: Container): Promise<void>;
   /** The container is being stopped: stop its exec sessions alongside (SIGTERM, SIGKILL after timeoutSec). */
   stopping(c: Container, timeoutSec: number): Promise<void>;
   /** The container's processes are gone: record how its exec sessions ended. */
@@ -551,7 +553,9 @@ export class ContainerManager {
     }
     const marked = this.save(c, { ...c.state, stoppedByUser: true });
     if (status === 'paused') await this.deps.oci.unpauseContainer(c.id);
-    // Exec sessions are signalled alongside the container, with the same timeout (Podman's ExecStopContainer).
+    // An exec start in progress completes first (Podman orders them by the container lock); then the sessions are
+    // signalled alongside the container, with the same timeout (Podman's ExecStopContainer).
+    await this.execHooks?.startsSettled(c);
     const execsStopped = this.execHooks?.stopping(c, timeoutSec).catch((err: unknown) => this.log.warn({ err, id: c.id }, 'stopping exec sessions failed'));
     await this.deps.oci.stopContainer(c.id, timeoutSec, c.config.stopSignal, { exitDir: this.exitDir, all: true });
     await execsStopped;

@@ -10,6 +10,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { BadRequestError, ConflictError, InternalError, PodserveError, Sentinel, noSuchExec } from '../errors.js';
 import { processExited } from '../oci/files.js';
@@ -56,6 +57,8 @@ export const ExecErrorCode = {
 const EXIT_FILE_WAIT_MS = 5000;
 /** The same wait when the container itself is gone: its sessions died with it, conmon writes at once. */
 const REAP_WAIT_MS = 1000;
+/** How long a container stop waits for exec sessions that are being started. */
+const START_WAIT_MS = 5000;
 
 const managers = new WeakMap<Engine, ExecManager>();
 
@@ -71,8 +74,11 @@ export function execSessions(engine: Engine): ExecManager {
 
 export class ExecManager {
   private readonly log: Logger;
-  /** Sessions between the start request and their recorded PID: resizable, not startable again. */
-  private readonly starting = new Set<string>();
+  /**
+   * Sessions between the start request and their recorded PID (or failure): resizable, not startable again, and
+   * waited for by a container stop, which Podman orders after the start through the container lock.
+   */
+  private readonly starting = new Map<string, { containerId: string; settled: Promise<void>; settle: () => void }>();
   /** Sessions whose output an attached start is streaming in this process. */
   private readonly attached = new Set<string>();
   /** Exit-file watches of running sessions nobody is attached to. */
@@ -81,6 +87,7 @@ export class ExecManager {
   constructor(private readonly engine: Engine) {
     this.log = engine.logger.child({ part: 'exec' });
     engine.containers.setExecHooks({
+      startsSettled: (c) => this.startsSettled(c),
       stopping: (c, timeoutSec) => this.stopSessionsOf(c, timeoutSec),
       exited: (c) => this.reapSessionsOf(c),
     });
@@ -172,7 +179,9 @@ export class ExecManager {
         `can only start created exec sessions, while container ${container.id} session ${id} state is "${status}": ${Sentinel.execSessionStateInvalid}`,
       );
     }
-    this.starting.add(id);
+    let settle!: () => void;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    this.starting.set(id, { containerId: container.id, settled, settle });
     return { session, container };
   }
 
@@ -191,7 +200,7 @@ export class ExecManager {
       this.recordFailure(session, err);
       throw err;
     } finally {
-      this.starting.delete(id);
+      this.endStart(id);
     }
   }
 
@@ -241,7 +250,7 @@ export class ExecManager {
       conn = result.attach;
       this.attached.add(id);
       this.markRunning(session, container, result.pid);
-      this.starting.delete(id);
+      this.endStart(id);
       if (!conn || !client) throw new InternalError('exec session started without an attach connection');
 
       const end = await pumpAttach({
@@ -274,7 +283,7 @@ export class ExecManager {
       await writeHijackError(client, errorText(err), multiplexed);
       return 'failed';
     } finally {
-      this.starting.delete(id);
+      this.endStart(id);
       this.attached.delete(id);
     }
   }
@@ -302,6 +311,11 @@ export class ExecManager {
     return process as unknown as Record<string, unknown>;
   }
 
+  private endStart(id: string): void {
+    this.starting.get(id)?.settle();
+    this.starting.delete(id);
+  }
+
   private markRunning(session: ExecSession, c: Container, pid: number): void {
     this.saveState(session.id, { status: 'running', pid, exitCode: 0 });
     this.engine.events.emit({ type: 'container', status: 'exec', id: c.id, name: c.name, image: c.config.imageName, attributes: { ...c.config.labels } });
@@ -317,7 +331,7 @@ export class ExecManager {
     }
     const now = this.engine.store.execById(session.id);
     if (now) this.saveState(session.id, { status: 'stopped', pid: 0, exitCode: code });
-    this.starting.delete(session.id);
+    this.endStart(session.id);
     void this.removeBundle(session);
   }
 
@@ -415,6 +429,12 @@ export class ExecManager {
   }
 
   // ------------------------------------------------------------------------------------------ container hooks
+
+  /** A container stop waits (briefly) for its sessions being started, as Podman's container lock orders them. */
+  private async startsSettled(c: Container): Promise<void> {
+    const starts = [...this.starting.values()].filter((s) => s.containerId === c.id).map((s) => s.settled);
+    if (starts.length > 0) await Promise.race([Promise.all(starts), delay(START_WAIT_MS)]);
+  }
 
   /** The container is being stopped: its running sessions get SIGTERM, then SIGKILL after the same timeout. */
   private async stopSessionsOf(c: Container, timeoutSec: number): Promise<void> {

@@ -66,15 +66,18 @@ t.test('stdin pipelined in the same packet as the request is not lost', async (t
 });
 
 t.test('TTY: raw output, resize while created reaches the terminal (stty size)', async (t) => {
-  const id = await createContainer(d, { command: ['sh', '-c', 'stty size; echo done'], terminal: true });
+  // conmon applies a resize asynchronously, so a process that asks at once may race it (in Podman too): this one
+  // waits for a line first.
+  const id = await createContainer(d, { command: ['sh', '-c', 'read x; stty size; echo done'], terminal: true, stdin: true });
   const client = hijackRequest(d, { path: attachPath(id), upgrade: true });
   t.equal(await client.head, UPGRADED_HEAD);
   const resize = await d.request('POST', `/v4.3.1/libpod/containers/${id}/resize?h=33&w=111&running=true`);
   t.equal(resize.status, 200, 'resize of a created container');
   t.equal(resize.body.length, 0);
   await startContainer(d, id);
+  client.write('go\r');
   const out = (await client.done()).toString();
-  t.equal(out, '33 111\r\ndone\r\n', 'raw bytes, no frame headers');
+  t.equal(out, 'go\r\n33 111\r\ndone\r\n', 'raw bytes (the terminal echo, then the output), no frame headers');
 });
 
 t.test('logs=true replays the log before the live stream; stream=false closes after it', async (t) => {
