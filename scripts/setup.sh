@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
-packages=(runc conmon util-linux iproute2 procps attr)
+packages=(runc conmon util-linux iproute2 procps attr zstd)
 if (( want_test )); then
   packages+=(podman busybox-static curl tmux systemd openssl uidmap docker-registry)
 fi
