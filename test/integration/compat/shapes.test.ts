@@ -85,7 +85,7 @@ function sameShape(t: Test, ours: Response, theirs: Response, what: string): voi
 }
 
 t.test('containers: create, inspect, list, wait, prune', async (t) => {
-  const body = { Image: 'busybox', Cmd: ['sh', '-c', 'sleep 0.3; exit 2'], Labels: { a: 'b' }, HostConfig: { NetworkMode: 'none' } };
+  const body = { Image: 'busybox', Cmd: ['sh', '-c', 'sleep 2; exit 2'], Labels: { a: 'b' }, HostConfig: { NetworkMode: 'none' } };
   const [created, refCreated] = await both('POST', `${V}/containers/create?name=shape`, body);
   sameShape(t, created, refCreated, 'create');
   const [inspect, refInspect] = await both('GET', `${V}/containers/shape/json`);
