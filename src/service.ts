@@ -19,6 +19,7 @@ import { resolveLimits, StreamGate, type HttpLimits } from './http/limits.js';
 import { loadTlsOptions } from './http/tls.js';
 import { createLogger } from './logger.js';
 import { SystemdNotifier, takeNotifySocket } from './notify.js';
+import { removeServingMark, writeServingMark } from './serving-mark.js';
 import { buildApp, installStreamDispatcher } from './server.js';
 
 const SD_LISTEN_FDS_START = 3;
@@ -182,6 +183,8 @@ async function serve(
   const status = `Serving the API${https ? ' over TLS (client certificates required)' : ''} on ${where}`;
   logger.info({ where, tls: Boolean(https) }, 'serving');
   await notifier.ready(status);
+  // From now on conmon's exit commands see that this daemon records exits and stop right away.
+  await writeServingMark(config.runRoot);
   // Route schemas no request has needed yet are compiled a moment later, between requests (they were left for
   // later to keep start-up short, and the connection that started us comes first), so a broken one shows in the
   // log early.
@@ -192,9 +195,11 @@ async function serve(
     // wait in systemd's queue for the next start), so none can be accepted only to be closed unanswered.
     const drained = drain();
     idle.stop();
+    // Exits from here on must be recorded by the exit command itself (or by the next start's recovery).
+    const unmarked = removeServingMark(config.runRoot).catch((err: unknown) => logger.warn({ err }, 'removing the serving mark failed'));
     logger.info({ reason }, 'shutting down: no new connections, finishing requests in flight');
     await notifier.stopping(`Stopping: ${reason}`);
-    await drained;
+    await Promise.all([drained, unmarked]);
     await app.close();
     // Never unlink a socket systemd owns: it keeps listening for the next activation.
     if (socketPath) await unlink(socketPath).catch(() => undefined);

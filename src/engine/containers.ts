@@ -23,6 +23,7 @@ import type { EventBus } from './events.js';
 import { KeyedMutex } from './lock.js';
 import { NAME_PATTERN, newId, randomName } from './names.js';
 import { hostLimits } from './rlimits.js';
+import { gatedExitCommand } from '../serving-mark.js';
 import type { StateStore } from './store.js';
 import { dateRFC3339Nano, nowRFC3339Nano } from './time.js';
 import { ZERO_TIME, type Container, type ContainerConfig, type ContainerState, type ContainerStatus, type ExecConfig, type ExecState } from './types.js';
@@ -386,12 +387,15 @@ export class ContainerManager {
     }
   }
 
-  /** What conmon runs when the container exits: `podserve container cleanup`, which works with no daemon up. */
+  /**
+   * What conmon runs when the container exits: `podserve container cleanup`, which works with no daemon up, behind
+   * a /bin/sh gate that stops at once while a daemon serves this run root (src/serving-mark.ts).
+   */
   private exitCommand(id: string): string[] {
     const { root, runRoot, runtimePath, conmonPath, uri } = this.deps.config;
     // Through env(1) without NODE_OPTIONS: preload hooks given to the daemon (test harnesses, profilers) must
     // not ride along into a process that conmon starts long after.
-    return [
+    return gatedExitCommand(runRoot, [
       '/usr/bin/env',
       '-u',
       'NODE_OPTIONS',
@@ -402,7 +406,7 @@ export class ContainerManager {
       '--runtime', runtimePath,
       '--conmon', conmonPath,
       'container', 'cleanup', '--url', uri, id,
-    ];
+    ]);
   }
 
   /** /etc/hosts, /etc/hostname and /etc/resolv.conf for the container, kept in its run dir. */
