@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import { BadRequestError, InternalError, PodserveError, Sentinel, stateImproper } from '../errors.js';
 import type { AttachConnection, AttachPacket } from '../oci/types.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../stream/detach.js';
-import { frameHeader, StreamId } from '../stream/frames.js';
+import { FRAME_HEADER_SIZE, StreamId } from '../stream/frames.js';
 import { closeHijacked, writeHijackError } from '../stream/hijack.js';
 import { copyInput, ConmonPipe } from '../stream/pipe.js';
 import { NotModified } from './containers.js';
@@ -286,7 +286,7 @@ export function pumpAttach(opts: PumpOptions): Promise<PumpEnd> {
     const writeOut = (payload: Buffer, stream: StreamId): boolean => {
       if (!multiplexed) return client.write(payload);
       client.cork();
-      client.write(frameHeader(stream, payload.length));
+      client.write(pooledFrameHeader(stream, payload.length));
       const ok = client.write(payload);
       client.uncork();
       return ok;
@@ -418,6 +418,17 @@ export class SingleReadDetachGate extends Transform {
     this.held = [];
     callback();
   }
+}
+
+/** frameHeader's bytes, in a slice of Node's buffer pool: one per output packet, so no allocation of its own. */
+function pooledFrameHeader(stream: StreamId, length: number): Buffer {
+  const header = Buffer.allocUnsafe(FRAME_HEADER_SIZE);
+  header[0] = stream;
+  header[1] = 0;
+  header[2] = 0;
+  header[3] = 0;
+  header.writeUInt32BE(length, 4);
+  return header;
 }
 
 /** Closes both ends as Podman does for each way a session can end. */
