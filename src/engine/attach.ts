@@ -260,6 +260,10 @@ export interface PumpOptions {
 
 /** Output bytes that may wait in user space for a client before the attach socket is paused. */
 const OUTPUT_WINDOW = 256 * 1024;
+/** Stdin bytes that may be on their way to conmon before the client is read again. */
+const STDIN_WINDOW = 64 * 1024;
+/** How long a detach waits for stdin typed before the sequence to be taken by conmon. */
+const DETACH_FLUSH_MS = 1000;
 
 export type PumpEnd =
   | { kind: 'output-ended' }
@@ -351,15 +355,32 @@ export function pumpAttach(opts: PumpOptions): Promise<PumpEnd> {
       client.pipe(gate);
       input = gate;
     }
-    copyInput(input, (chunk) => conn.write(chunk), { detachKeys: tty ? detachKeys : undefined, signal: stopInput.signal }).then(
+    // Up to STDIN_WINDOW bytes may be on their way to conmon while the next chunk is read (the connection keeps
+    // them in order, one message at a time); the copy waits once that much is in flight.
+    let inFlight = 0;
+    let lastWrite: Promise<void> = Promise.resolve();
+    const sink = (chunk: Buffer): Promise<void> | undefined => {
+      inFlight += chunk.length;
+      const written = conn.write(chunk).finally(() => {
+        inFlight -= chunk.length;
+      });
+      lastWrite = written.catch(() => undefined);
+      return inFlight >= STDIN_WINDOW ? written : undefined;
+    };
+    const detach = (): void => {
+      // What was typed before the sequence still reaches the container, unless it does not read its stdin.
+      const gaveUp = new Promise<void>((resolve) => setTimeout(resolve, DETACH_FLUSH_MS).unref());
+      void Promise.race([lastWrite, gaveUp]).then(() => finish({ kind: 'detached' }));
+    };
+    copyInput(input, sink, { detachKeys: tty ? detachKeys : undefined, signal: stopInput.signal }).then(
       (result) => {
         if (result.reason === 'eof' && gate?.detached) {
-          finish({ kind: 'detached' });
+          detach();
         } else if (result.reason === 'eof') {
           logger.debug({ bytes: result.bytes }, 'client stdin ended: half-closing the attach socket');
           conn.closeWrite().catch((err: unknown) => logger.debug({ err }, 'closeWrite failed'));
         } else if (result.reason === 'detached') {
-          finish({ kind: 'detached' });
+          detach();
         } else if (result.reason === 'closed') {
           finish({ kind: 'client-gone' });
         }
