@@ -693,9 +693,8 @@ export class ContainerManager {
       const spec = { ...current.config.spec, resource_limits: { ...(current.config.spec.resource_limits ?? {}), ...resources } };
       const config = { ...current.config, spec };
       this.deps.store.setContainerConfig(c.id, current.name, config);
-      const updated = { ...current, config };
-      this.emit(updated, 'update');
-      return updated;
+      // No event: Podman 4.3.1 has no "update" event status, and podman-remote fails on unknown ones.
+      return { ...current, config };
     });
   }
 

@@ -59,7 +59,8 @@ export class ImageService {
 
   async load(input: Readable): Promise<LoadResult> {
     const result = await this.store.load(input);
-    result.ids.forEach((id, i) => this.emit('load', { id, names: [] }, result.names[i] ?? id));
+    // Podman 4.3.1 reports a load as one `loadfromarchive` event per image; podman-remote cannot parse other names.
+    result.ids.forEach((id, i) => this.emit('loadfromarchive', { id, names: [] }, result.names[i] ?? id));
     return result;
   }
 

@@ -218,3 +218,14 @@ t.test('concurrent create/start/remove leaves nothing behind', async (t) => {
   t.equal(mounts, 0, 'no overlay mount left');
   t.equal(await conmonsGone(), 0, 'no conmon left');
 });
+
+t.test('podman --url events can read every event podserve wrote (unknown statuses crash podman-remote)', async (t) => {
+  const id = await create({ command: ['true'] });
+  await d.request('POST', `${L}/containers/${id}/update`, { pids: { limit: 100 } });
+  await d.request('POST', `${L}/containers/${id}/start`);
+  await d.request('POST', `${L}/containers/${id}/wait`);
+  const { stdout } = await podman('events', '--since', '10m', '--stream=false');
+  t.match(stdout, /image loadfromarchive/);
+  t.match(stdout, new RegExp(`container died ${id}`));
+  await d.request('DELETE', `${L}/containers/${id}`);
+});
