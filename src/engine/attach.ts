@@ -274,9 +274,10 @@ export type PumpEnd =
 /**
  * Moves output from conmon to the client and stdin from the client to conmon until one side is done. Output:
  * every packet is written as it comes (a frame header and the payload in one writev when multiplexed, the payload
- * alone otherwise); when the client's buffer is full the packet stream is paused until it drains. Input: read only
- * when the previous chunk was taken by conmon; client EOF half-closes the attach socket (conmon then closes a
- * non-TTY container's stdin) while output goes on. Resolves once; closes nothing itself.
+ * alone otherwise); once OUTPUT_WINDOW bytes wait for the client, the packet stream is paused until they drained.
+ * Input: the client is read on while at most STDIN_WINDOW bytes are on their way to conmon; client EOF half-closes
+ * the attach socket after them (conmon then closes a non-TTY container's stdin) while output goes on. Resolves
+ * once; closes nothing itself.
  */
 export function pumpAttach(opts: PumpOptions): Promise<PumpEnd> {
   const { conn, client, tty, multiplexed, streams, detachKeys, logger } = opts;
