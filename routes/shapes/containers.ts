@@ -305,7 +305,8 @@ export function libpodListEntry(c: Container, size?: { rw: number; rootFs: numbe
     Size: size ? { rwSize: size.rw, rootFsSize: size.rootFs } : null,
     StartedAt: unixSeconds(state.startedAt),
     State: status,
-    Status: statusText(c),
+    // Podman 4.3.1 leaves it empty; podman-remote formats the status itself (and garbles a given one).
+    Status: '',
   };
 }
 
