@@ -574,7 +574,7 @@ async function coldStart(scratch: string, plan: Plan, results: Results, opts: Op
     await guarded(results, spawnMetric.key, async () => {
       for (let i = 0; i < plan.coldReps; i++) {
         for (const which of i % 2 === 0 ? (['podserve', 'reference'] as const) : (['reference', 'podserve'] as const)) {
-          spawnMetric[which].push(await spawnToPing(pair[which]));
+          spawnMetric[which].push(await retriedOnce(pair[which], spawnToPing));
         }
       }
     });
@@ -589,15 +589,15 @@ async function coldStart(scratch: string, plan: Plan, results: Results, opts: Op
     });
     await guarded(results, floor.key, async () => {
       for (let i = 0; i < plan.coldReps; i++) {
-        floor.podserve.push(await spawnToPing(floorTarget));
-        floor.reference.push(await spawnToPing(pair.reference));
+        floor.podserve.push(await retriedOnce(floorTarget, spawnToPing));
+        floor.reference.push(await retriedOnce(pair.reference, spawnToPing));
       }
     });
     log('cold start: socket activation');
     await guarded(results, actMetric.key, async () => {
       for (let i = 0; i < plan.coldReps; i++) {
         for (const which of i % 2 === 0 ? (['podserve', 'reference'] as const) : (['reference', 'podserve'] as const)) {
-          actMetric[which].push(await activationToFirstByte(pair[which]));
+          actMetric[which].push(await retriedOnce(pair[which], activationToFirstByte));
         }
       }
     });
@@ -606,6 +606,20 @@ async function coldStart(scratch: string, plan: Plan, results: Results, opts: Op
   } finally {
     removeColdStartDir(targets.podserve);
     removeColdStartDir(targets.reference);
+  }
+}
+
+/** One cold-start sample; a failed attempt is logged and tried once more (a second failure fails the figure). */
+async function retriedOnce(target: ColdStartTarget, sample: (t: ColdStartTarget) => Promise<number>): Promise<number> {
+  try {
+    return await sample(target);
+  } catch (err) {
+    log(`${target.name}: cold-start sample failed (${(err as Error).message}); trying once more`);
+    try {
+      return await sample(target);
+    } catch (again) {
+      throw new Error(`${target.name}: ${(again as Error).message}`);
+    }
   }
 }
 
