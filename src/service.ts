@@ -107,6 +107,10 @@ export async function runService(config: DaemonConfig, options: ServiceOptions =
   const notifySocket = takeNotifySocket();
   const logger = createLogger(config.logLevel);
   const notifier = new SystemdNotifier(notifySocket, logger);
+  // Signals are caught from the very start: one that arrives while we still start up (the socket may already
+  // answer) must shut down cleanly once we can, not kill the process mid-way.
+  process.once('SIGTERM', () => requestStop('SIGTERM'));
+  process.once('SIGINT', () => requestStop('SIGINT'));
   try {
     await serve(config, options, logger, activationFds, notifier);
   } catch (err) {
@@ -239,8 +243,17 @@ async function serve(
     });
   }
 
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  stopHandler = (reason) => void shutdown(reason);
+  if (pendingStop) stopHandler(pendingStop);
+}
+
+/** Set once the service can shut down cleanly; until then a stop request waits in `pendingStop`. */
+let stopHandler: ((reason: string) => void) | undefined;
+let pendingStop: string | undefined;
+
+function requestStop(reason: string): void {
+  if (stopHandler) stopHandler(reason);
+  else pendingStop ??= reason;
 }
 
 /**
