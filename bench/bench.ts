@@ -314,7 +314,7 @@ async function main(): Promise<void> {
       }
     }
     if (opts.only.has('exec') && sleepers) await exec(pair, sleepers, plan, results);
-    if (opts.only.has('api') && sleepers) await api(pair, sleepers, plan, results, opts.nodeClient ? 'node' : 'raw');
+    if (opts.only.has('api') && sleepers) await api(pair, sleepers, plan, results, opts.nodeClient ? 'node' : 'raw', scratch);
     if (sleepers) {
       await removeContainers(podserve.api, sleepers.podserve);
       await removeContainers(reference.api, sleepers.reference);
@@ -434,7 +434,14 @@ async function exec(pair: Pair, sleepers: Record<'podserve' | 'reference', strin
   });
 }
 
-async function api(pair: Pair, sleepers: Record<'podserve' | 'reference', string[]>, plan: Plan, results: Results, client: 'raw' | 'node'): Promise<void> {
+async function api(
+  pair: Pair,
+  sleepers: Record<'podserve' | 'reference', string[]>,
+  plan: Plan,
+  results: Results,
+  client: 'raw' | 'node',
+  scratch: string,
+): Promise<void> {
   const [nPs, nRef] = await Promise.all([listLength(pair.podserve, `${V}/containers/json`), listLength(pair.reference, `${V}/containers/json`)]);
   if (nPs !== nRef) log(`warning: the lists differ in length (podserve ${nPs}, reference ${nRef})`);
   const endpoints: { key: string; label: string; path: (which: 'podserve' | 'reference') => string; target: number }[] = [
@@ -469,6 +476,34 @@ async function api(pair: Pair, sleepers: Record<'podserve' | 'reference', string
         if (before !== undefined && after !== undefined) cpu[which].push(((after - before) * 1000) / r.requests);
       });
     });
+  }
+  await clientCeiling(pair, plan, results, client, scratch);
+}
+
+/**
+ * What the load client can drive at all: a bare `node:http` server answering OK, under the same load as _ping,
+ * paired with Podman's _ping. No daemon's _ping can be measured above this on this machine.
+ */
+async function clientCeiling(pair: Pair, plan: Plan, results: Results, client: 'raw' | 'node', scratch: string): Promise<void> {
+  const m = results.metric({
+    key: 'api.ceiling',
+    label: 'load-client ceiling: bare `node:http` server, 16 connections (in the podserve column)',
+    unit: 'req/s',
+    better: 'higher',
+    note: 'not podserve: the most this client reaches against a server that does nothing',
+  });
+  const floor = await startIdle(nodeFloorTarget(join(scratch, 'api-floor')));
+  try {
+    await guarded(results, m.key, async () => {
+      const floorSocket = join(scratch, 'api-floor', 'idle.sock');
+      await loadRun(floorSocket, '/_ping', plan.apiWarmMs, 16, client);
+      for (let i = 0; i < plan.apiReps; i++) {
+        m.podserve.push((await loadRun(floorSocket, '/_ping', plan.apiMs, 16, client)).rate);
+        m.reference.push((await loadRun(pair.reference.socket, '/_ping', plan.apiMs, 16, client)).rate);
+      }
+    });
+  } finally {
+    await floor.stop();
   }
 }
 
