@@ -270,6 +270,7 @@ async function main(): Promise<void> {
   }
 
   const memory: MemoryReadings = { podserve: {}, reference: {}, floor: {} };
+  const memoryByPhase: { phase: string; podserve?: MemoryReading; reference?: MemoryReading }[] = [];
   try {
     const nodeArgs = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : [];
     const psDir = join(scratch, 'ps');
@@ -302,7 +303,13 @@ async function main(): Promise<void> {
       await Promise.all([removeContainers(podserve.api, tracked.podserve.ids), removeContainers(reference.api, tracked.reference.ids)]);
     });
 
+    // Memory after each group (JSON only): where the peak comes from.
+    const snapshot = (phase: string): void => {
+      memoryByPhase.push({ phase, podserve: readMemory(podserve.pid), reference: readMemory(reference.pid) });
+    };
+    snapshot('image loaded');
     if (opts.only.has('lifecycle')) await lifecycle(pair, tracked, plan, results);
+    snapshot('lifecycle');
     let sleepers: Record<'podserve' | 'reference', string[]> | undefined;
     if (opts.only.has('exec') || opts.only.has('api')) {
       log(`starting ${plan.listContainers} sleeping containers on each daemon`);
@@ -313,8 +320,11 @@ async function main(): Promise<void> {
         results.fail('sleepers', err);
       }
     }
+    snapshot('sleepers started');
     if (opts.only.has('exec') && sleepers) await exec(pair, sleepers, plan, results);
+    snapshot('exec');
     if (opts.only.has('api') && sleepers) await api(pair, sleepers, plan, results, opts.nodeClient ? 'node' : 'raw', scratch);
+    snapshot('api');
     if (sleepers) {
       await removeContainers(podserve.api, sleepers.podserve);
       await removeContainers(reference.api, sleepers.reference);
@@ -322,7 +332,9 @@ async function main(): Promise<void> {
       for (const id of sleepers.reference) tracked.reference.ids.delete(id);
     }
     if (opts.only.has('attach')) await attach(pair, tracked, plan, results);
+    snapshot('attach');
     if (opts.only.has('logs')) await logs(pair, tracked, plan, results);
+    snapshot('logs');
 
     memory.podserve.end = readMemory(podserve.pid);
     memory.reference.end = readMemory(reference.pid);
@@ -363,6 +375,7 @@ async function main(): Promise<void> {
     plan,
     metrics: summaries,
     notMeasured: results.errors,
+    memoryByPhase,
     table,
   };
   mkdirSync(join(opts.out, '..'), { recursive: true });
