@@ -130,7 +130,7 @@ const QUICK: Plan = {
   stdoutMiB: 64,
   stdinMiB: 32,
   attachReps: 2,
-  logLines: 65_536,
+  logLines: 32_768,
   logReps: 2,
   apiMs: 600,
   apiWarmMs: 1000,
