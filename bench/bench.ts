@@ -422,9 +422,19 @@ async function lifecycle(pair: Pair, tracked: TrackedPair, plan: Plan, results: 
     target: { ratio: 2 },
     note: `${plan.parallelClients} clients × ${plan.parallelEach} containers per sample`,
   });
+  const parCpu = results.metric({
+    key: 'lifecycle.parallel.cpu',
+    label: `lifecycle \`true\`, ${plan.parallelClients} parallel clients, daemon CPU per container`,
+    unit: 'ms',
+    better: 'lower',
+    note: 'user + system time of the daemon process only (not conmon, runc or exit commands) ÷ containers',
+  });
   await guarded(results, par.key, () =>
-    interleaved(pair, plan.reps, async (_d, which) => {
+    interleaved(pair, plan.reps, async (d, which) => {
+      const before = readCpuMs(d.pid);
       par[which].push(await lifecycleParallel(tracked[which], plan.parallelClients, plan.parallelEach));
+      const after = readCpuMs(d.pid);
+      if (before !== undefined && after !== undefined) parCpu[which].push((after - before) / (plan.parallelClients * plan.parallelEach));
     }),
   );
 }
