@@ -20,6 +20,7 @@ import type { ImageStore } from '../image/store.js';
 import { readCriuStatistics, type CriuInfo, type CriuStatistics } from '../oci/checkpoint.js';
 import type { OCIRuntime } from '../oci/types.js';
 import { applyRootfsDiff, createRootfsDiff, decompressed, DELETED_FILES, extractTar, packArchive, ROOTFS_DIFF_TAR, type PackItem } from './checkpoint-archive.js';
+import { freshState } from './containers.js';
 import { NAME_PATTERN, newId } from './names.js';
 import { nowRFC3339Nano } from './time.js';
 import { ZERO_TIME, type Container, type ContainerConfig, type ContainerState } from './types.js';
@@ -417,17 +418,9 @@ export class CheckpointService {
         name,
         config,
         state: {
+          ...freshState(),
           status: 'exited',
-          pid: 0,
-          conmonPid: 0,
-          exitCode: 0,
-          startedAt: ZERO_TIME,
-          finishedAt: ZERO_TIME,
-          oomKilled: false,
-          error: '',
-          restartCount: 0,
           stoppedByUser: true,
-          mountPoint: '',
           checkpointed: true,
           checkpointPath: join(bundleDir, CHECKPOINT_DIR),
         },

@@ -63,7 +63,8 @@ const SIGKILL = 9;
 /** Exit codes of containers removed meanwhile, for waiters that arrive late (docker run --rm). */
 const REMEMBERED_EXITS = 1000;
 
-function freshState(): ContainerState {
+/** The state of a container that never ran. */
+export function freshState(): ContainerState {
   return {
     status: 'configured',
     pid: 0,
