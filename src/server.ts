@@ -208,7 +208,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   // Podman decodes JSON bodies whatever their Content-Type (podman-remote sends none on some calls):
   // anything that is not declared JSON is parsed as JSON too; an empty body is no body.
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+  const parseJsonLeniently = (_request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void): void => {
     const text = (body as string).trim();
     if (text === '') return done(null, undefined);
     try {
@@ -216,7 +216,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     } catch (err) {
       done(new PodserveError(400, `decode(): ${(err as Error).message}`), undefined);
     }
-  });
+  };
+  app.addContentTypeParser('*', { parseAs: 'string' }, parseJsonLeniently);
+  // An empty body labelled JSON is no body, as Podman reads it (Fastify would refuse it with a 400).
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonLeniently);
 
   // Docker's WebSocket attach (routes/compat/attach-exec.ts). The plugin takes every 'upgrade' of the server;
   // installStreamDispatcher gives attach/exec upgrades (Upgrade: tcp) back to their routes.
