@@ -11,7 +11,7 @@ import { BadRequestError, PodserveError } from '../errors.js';
 import { digestHex, isSha256Digest } from './digest.js';
 import { formatReference, isShortName, normalizeName, parseNormalizedNamed, parseReference, repositoryName, tagNameOnly, type Reference } from './reference.js';
 import { RegistryClient, RegistryError, credentialsFor, registryError, type FetchedManifest, type RegistryAuth } from './registry.js';
-import type { ImageStore, Staged, StagedImage } from './store.js';
+import { goArch, type ImageStore, type Staged, type StagedImage } from './store.js';
 import { MediaType, type Descriptor, type ImageConfigFile, type OciIndex, type OciManifest } from './types.js';
 
 /** A step of a blob transfer, for progress displays (Docker's JSON messages are built from these). */
@@ -56,18 +56,6 @@ const parallelLayers = 3;
 const readEventIntervalMs = 200;
 const maxConfigBytes = 32 * 1024 * 1024;
 
-export function goArch(): string {
-  switch (process.arch) {
-    case 'x64':
-      return 'amd64';
-    case 'ia32':
-      return '386';
-    case 'ppc64':
-      return 'ppc64le';
-    default:
-      return process.arch;
-  }
-}
 
 /** Strips a `docker://` transport; refuses other transports, as Podman's remote pull does. */
 export function withoutTransport(reference: string): string {

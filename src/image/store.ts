@@ -233,7 +233,8 @@ function nowRfc3339Nano(): string {
   return `${iso.slice(0, 19)}${fraction ? `.${fraction}` : ''}Z`;
 }
 
-function goArch(): string {
+/** The host architecture in Go's (and the image spec's) spelling. */
+export function goArch(): string {
   switch (process.arch) {
     case 'x64':
       return 'amd64';
