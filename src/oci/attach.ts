@@ -21,7 +21,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import unixSocket from 'node-unix-socket';
 import type { Logger } from 'pino';
 import { InternalError } from '../errors.js';
-import { connectSeqpacket, drainQueuedPackets } from './seqpacket.js';
+import { connectSeqpacket, receiveQueuedPackets } from './seqpacket.js';
 import type { AttachConnection, AttachPacket } from './types.js';
 
 type SeqpacketSocket = InstanceType<typeof unixSocket.SeqpacketSocket>;
@@ -336,11 +336,12 @@ class StreamAttachConnection implements AttachConnection {
     // See SeqpacketAttachConnection: an unconsumed failing connection must not crash the daemon.
     this.packets.on('error', (err) => this.logger?.debug({ err }, 'attach connection failed'));
     socket.on('data', (buf: Buffer) => {
-      if (!this.deliver(buf)) socket.pause();
+      // libuv reads one packet per event; whatever else conmon has queued is taken with it in one call.
+      if (!this.deliver(buf) || !this.deliverQueued()) socket.pause();
     });
     socket.on('end', () => {
       // conmon hung up (the process exited, output drained). What libuv did not read is still queued.
-      for (const buf of drainQueuedPackets(socket)) this.deliver(buf);
+      this.deliverQueued();
       this.eofPushed = true;
       if (!this.packets.destroyed) this.packets.push(null);
       this.isClosed = true;
@@ -363,6 +364,15 @@ class StreamAttachConnection implements AttachConnection {
   private deliver(buf: Buffer): boolean {
     if (buf.length === 0 || this.packets.destroyed || this.eofPushed) return true;
     return this.packets.push({ pipe: buf[0] as number, data: buf.subarray(1) });
+  }
+
+  /** Hand the packets queued in the kernel to the consumer, merged per pipe; false when `packets` is full. */
+  private deliverQueued(): boolean {
+    // Packets the socket read before a pause wait in its own buffer and come first.
+    if (this.packets.destroyed || this.eofPushed || this.socket.readableLength > 0) return true;
+    let more = true;
+    for (const run of receiveQueuedPackets(this.socket)) more = this.packets.push(run);
+    return more;
   }
 
   write(data: Uint8Array): Promise<void> {

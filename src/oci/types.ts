@@ -15,7 +15,7 @@ export const AttachPipe = {
 } as const;
 export type AttachPipeId = (typeof AttachPipe)[keyof typeof AttachPipe];
 
-/** One SEQPACKET message from conmon, with its pipe-id byte split off. */
+/** Output of one conmon pipe: one SEQPACKET message (or consecutive ones joined), its pipe-id byte split off. */
 export interface AttachPacket {
   /** 2 = stdout, 3 = stderr. A TTY container only ever sends 2. */
   pipe: number;
@@ -25,7 +25,8 @@ export interface AttachPacket {
 /**
  * A client connection to conmon's attach socket.
  *
- * Output: `packets` is an object-mode Readable of {@link AttachPacket}, one per SEQPACKET message, in order.
+ * Output: `packets` is an object-mode Readable of {@link AttachPacket}, in order: one per SEQPACKET message, or
+ * several consecutive messages of one pipe joined when conmon had them queued together.
  * It ends when conmon closes the connection (the container or exec process exited and its output was
  * drained). A consumer that stops reading stops the socket reads, so conmon blocks and the container with
  * it, as with Podman (native transport). Without the native addon the fallback library cannot stop reading:

@@ -43,6 +43,17 @@ function serverWrite(server: Socket, packets: Buffer[]): Promise<void> {
   );
 }
 
+/** Consecutive packets of one pipe joined: what the native transport may deliver as one. */
+function joinRuns(packets: AttachPacket[]): AttachPacket[] {
+  const runs: AttachPacket[] = [];
+  for (const p of packets) {
+    const last = runs[runs.length - 1];
+    if (last && last.pipe === p.pipe) last.data = Buffer.concat([last.data, p.data]);
+    else runs.push({ pipe: p.pipe, data: Buffer.from(p.data) });
+  }
+  return runs;
+}
+
 async function readAll(conn: AttachConnection): Promise<AttachPacket[]> {
   const got: AttachPacket[] = [];
   for await (const p of conn.packets) got.push(p as AttachPacket);
@@ -53,7 +64,7 @@ for (const transport of ['native', 'node-unix-socket'] as AttachTransport[]) {
   t.test(`transport ${transport}`, async (t) => {
     const connect = (path: string): Promise<AttachConnection> => connectAttachSocket(path, { transport });
 
-    t.test('connects past the 108-byte sun_path limit; one data event per packet', async (t) => {
+    t.test('connects past the 108-byte sun_path limit; pipe ids and bytes kept in order', async (t) => {
       const fake = fakeConmon(t);
       t.ok(fake.path.length > 108, 'path is long');
       const conn = await connect(fake.path);
@@ -65,11 +76,14 @@ for (const transport of ['native', 'node-unix-socket'] as AttachTransport[]) {
       await serverWrite(server, sent);
       server.close();
       const got = await reading;
-      t.equal(got.length, sent.length, 'packet count preserved');
+      const expected = joinRuns(sent.map((b) => ({ pipe: b[0]!, data: b.subarray(1) })));
+      const delivered = joinRuns(got);
+      t.equal(delivered.length, expected.length, 'as many runs of one pipe as were sent');
       t.ok(
-        got.every((p, i) => p.pipe === sent[i]![0] && p.data.equals(sent[i]!.subarray(1))),
-        'every packet kept its boundary, pipe id and bytes',
+        delivered.every((p, i) => p.pipe === expected[i]!.pipe && p.data.equals(expected[i]!.data)),
+        'every run kept its pipe id and bytes',
       );
+      t.ok(got.length <= sent.length, 'packets are joined, never split');
       t.ok(conn.closed, 'closed after EOF');
     });
 
@@ -84,7 +98,7 @@ for (const transport of ['native', 'node-unix-socket'] as AttachTransport[]) {
       await new Promise((r) => setTimeout(r, 100));
       const got = await readAll(conn);
       t.equal(got.map((p) => p.data.toString()).join(''), sent.map((p) => p.subarray(1).toString()).join(''));
-      t.equal(got.length, 50);
+      t.ok(got.every((p) => p.pipe === 2), 'all on stdout');
     });
 
     t.test('stdin is split into messages conmon can read whole; closeWrite half-closes', async (t) => {
@@ -116,25 +130,27 @@ for (const transport of ['native', 'node-unix-socket'] as AttachTransport[]) {
       const conn = await connect(fake.path);
       const server = await fake.connection;
       const echoed: string[] = [];
-      const serverGot = new Promise<void>((resolve) => {
-        server.on('data', (b: Buffer) => {
-          echoed.push(b.toString());
-          if (echoed.length === 3) resolve();
-        });
-      });
-      let seen = 0;
+      server.on('data', (b: Buffer) => echoed.push(b.toString()));
+      // Each handler call echoes what it got; the third closes the connection from inside the handler.
+      const handled: string[] = [];
       const writes: Promise<void>[] = [];
       conn.packets.on('data', (p: AttachPacket) => {
-        seen += 1;
-        if (seen > 3) return;
+        if (handled.length >= 3) return;
+        handled.push(p.data.toString());
         writes.push(conn.write(p.data));
-        if (seen === 3) conn.close();
+        if (handled.length === 3) conn.close();
       });
-      await serverWrite(server, Array.from({ length: 10 }, (_, i) => packet(2, `m${i}`)));
+      // One packet at a time, each once the previous one was handled, so that no two are joined.
+      for (let i = 0; i < 3; i++) {
+        await serverWrite(server, [packet(2, `m${i}`)]);
+        while (handled.length <= i) await new Promise((r) => setTimeout(r, 2));
+      }
       await Promise.allSettled(writes);
-      await Promise.race([serverGot, new Promise((r) => setTimeout(r, 500))]);
-      t.same(echoed.slice(0, 2), ['m0', 'm1'], 'writes issued inside the handler went out in order');
-      t.ok(seen >= 3, 'handler ran');
+      for (let waited = 0; echoed.join('').length < 'm0m1'.length && waited < 500; waited += 5) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      t.same(handled, ['m0', 'm1', 'm2'], 'the handler saw each packet');
+      t.ok(echoed.join('').startsWith('m0m1'), 'writes issued inside the handler went out in order');
       await new Promise((r) => setTimeout(r, 50));
       t.ok(conn.closed);
       await t.rejects(conn.write(Buffer.from('too late')), /closed/);
@@ -170,20 +186,25 @@ t.test('native: a consumer that stops reading makes the writer block (backpressu
   const conn = await connectAttachSocket(fake.path, { transport: 'native' });
   const server = await fake.connection;
   const it = conn.packets[Symbol.asyncIterator]();
-  const chunk = packet(2, 'z'.repeat(8192));
   let taken = 0;
   const total = 2000; // 16 MiB: far more than the socket buffers and the stream's high-water marks hold
-  for (let i = 0; i < total; i++) server.write(chunk, 0, chunk.length, () => (taken += 1));
-  await it.next();
+  // Every packet different, so that a reordering between the socket's own buffer and the batch reads shows.
+  const sent = Array.from({ length: total }, (_, i) => packet(2, String(i).padStart(8192, '.')));
+  for (const chunk of sent) server.write(chunk, 0, chunk.length, () => (taken += 1));
+  const got: Buffer[] = [((await it.next()).value as AttachPacket).data];
   await new Promise((r) => setTimeout(r, 300));
   t.ok(taken < total / 2, `the kernel took only ${taken} of ${total} packets while nobody read`);
-  let read = 1;
-  while (read < total) {
+  let read = got[0]!.length;
+  while (read < total * 8192) {
     const r = await it.next();
     if (r.done) break;
-    read += 1;
+    got.push((r.value as AttachPacket).data);
+    read += (r.value as AttachPacket).data.length;
+    // A consumer that keeps stopping: the socket is paused and resumed over and over.
+    if (got.length % 7 === 0) await new Promise((r) => setImmediate(r));
   }
-  t.equal(read, total, 'everything arrives once the consumer reads again');
+  t.equal(read, total * 8192, 'every byte arrives once the consumer reads again');
+  t.ok(Buffer.concat(got).equals(Buffer.concat(sent.map((p) => p.subarray(1)))), 'in the order sent');
   t.equal(taken, total);
   conn.close();
   server.close();
