@@ -3,7 +3,7 @@
  *
  *   npm run bench [-- --ref unix:///path/podman.sock] [--quick] [--only GROUPS] [--out FILE] [--profile DIR]
  *                 [--node-client] [--update-readme]
- *   npm run bench -- --baseline OTHER/dist/src/cli.js [--podserve dist/src/cli.js]   (before/after of a change)
+ *   npm run bench -- --baseline OTHER/dist/src/launch.cjs [--podserve dist/src/launch.cjs]   (before/after of a change)
  *
  * Starts podserve from this checkout on a temporary socket and state dirs and, without --ref, a
  * `podman system service` the same way; loads the busybox fixture into both through the API; runs every
@@ -63,7 +63,7 @@ type Group = (typeof GROUPS)[number];
 
 interface Options {
   ref?: string;
-  /** podserve build to measure (dist/src/cli.js); default this checkout's. */
+  /** podserve build to measure (dist/src/launch.cjs); default this checkout's. */
   podserveCli?: string;
   /** Measure against another podserve build instead of Podman (before/after figures of a change). */
   baselineCli?: string;
@@ -140,7 +140,7 @@ const QUICK: Plan = {
   idleSettleMs: 3000,
 };
 
-const USAGE = `usage: npm run bench -- [--ref unix:///path | --baseline OTHER/dist/src/cli.js] [--podserve dist/src/cli.js] [--quick] [--only ${GROUPS.join(',')}] [--out FILE] [--profile DIR] [--node-client] [--update-readme]\n`;
+const USAGE = `usage: npm run bench -- [--ref unix:///path | --baseline OTHER/dist/src/launch.cjs] [--podserve dist/src/launch.cjs] [--quick] [--only ${GROUPS.join(',')}] [--out FILE] [--profile DIR] [--node-client] [--update-readme]\n`;
 
 function parseOptions(argv: string[]): Options {
   const opts: Options = { quick: false, only: new Set(GROUPS), out: '', updateReadme: false, nodeClient: false };

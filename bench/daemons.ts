@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { ApiClient } from './http.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const PODSERVE_CLI = join(REPO_ROOT, 'dist/src/cli.js');
+export const PODSERVE_CLI = join(REPO_ROOT, 'dist/src/launch.cjs');
 export const FIXTURES_DIR = process.env.PODSERVE_FIXTURES ?? '/var/tmp/podserve-fixtures';
 export const BUSYBOX_ARCHIVE = join(FIXTURES_DIR, 'busybox-docker.tar');
 export const IMAGE = 'localhost/busybox:latest';
@@ -143,7 +143,7 @@ export interface PodserveOptions {
   /** Extra node flags for the daemon (e.g. --cpu-prof). */
   nodeArgs?: string[];
   logLevel?: string;
-  /** Another build's dist/src/cli.js (before/after comparisons of a change); default this checkout's. */
+  /** Another build's dist/src/launch.cjs (before/after comparisons of a change); default this checkout's. */
   cli?: string;
   /** Name in the table. */
   name?: string;

@@ -43,6 +43,7 @@ if [[ ! -f build/Release/seqpacket.node || native/seqpacket.c -nt build/Release/
   npx node-gyp rebuild --loglevel=error >/dev/null
 fi
 npx tsc -p tsconfig.json
+node scripts/bundle.mjs
 
 if (( want_test )); then
   # Debian's podman (a test tool and the reference service) needs runc and host-compatible rlimits here.

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec node dist/src/cli.js service --time 0 "$@"
+exec node dist/src/launch.cjs service --time 0 "$@"

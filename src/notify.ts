@@ -11,6 +11,7 @@
 import { execFile } from 'node:child_process';
 import type { Logger } from 'pino';
 import { findBinary } from './args.js';
+import { requireOnDemand } from './paths.js';
 
 /** Reads NOTIFY_SOCKET once and removes it, so no child (conmon, runc, containers) can talk to systemd as us. */
 export function takeNotifySocket(env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -82,7 +83,7 @@ export class SystemdNotifier {
 
 async function sendDatagram(path: string, message: string): Promise<void> {
   // Loaded on first use: most runs are not under systemd, and start-up time matters for socket activation.
-  const { DgramSocket } = await import('node-unix-socket');
+  const { DgramSocket } = requireOnDemand('node-unix-socket') as typeof import('node-unix-socket');
   const socket = new DgramSocket();
   const payload = Buffer.from(message);
   try {

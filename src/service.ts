@@ -14,7 +14,6 @@ import { isLoopbackHost } from './args.js';
 import type { DaemonConfig } from './config.js';
 import { Engine } from './engine/engine.js';
 import { IdleTracker } from './http/idle.js';
-import { compilePendingValidators } from './http/lazy-validation.js';
 import { resolveLimits, StreamGate, type HttpLimits } from './http/limits.js';
 import { loadTlsOptions } from './http/tls.js';
 import { createLogger } from './logger.js';
@@ -189,10 +188,9 @@ async function serve(
   await notifier.ready(status);
   // From now on conmon's exit commands see that this daemon records exits and stop right away.
   await writeServingMark(config.runRoot);
-  // Route schemas no request has needed yet are compiled a moment later, between requests (they were left for
-  // later to keep start-up short, and the connection that started us comes first), so a broken one shows in the
-  // log early.
-  setTimeout(() => void compilePendingValidators(logger).then((r) => logger.debug(r, 'route schemas compiled')), 1000).unref();
+  // Route schemas stay uncompiled until a request needs them: compiling all of them would hold ~20 MiB more for
+  // the daemon's lifetime, for routes most clients never call. The test suite compiles every one of them
+  // (test/integration/service/lazy-validation.test.ts), so a broken schema cannot ship.
 
   async function stop(reason: string): Promise<void> {
     // Synchronously, before anything else: from here on no connection is accepted (under socket activation they

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { packagePath } from './paths.js';
 
 /** podserve's own version, from package.json (read once at start-up). */
-export const PODSERVE_VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+export const PODSERVE_VERSION: string = (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
 
 /** The Podman release whose API podserve serves; clients gate features on it (podman-remote needs ≥ 4.0.0). */
 export const LIBPOD_API_VERSION = '4.3.1';

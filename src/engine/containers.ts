@@ -9,7 +9,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, rm, writeFile, unlink } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cliEntry } from '../paths.js';
 import type { Logger } from 'pino';
 import type { DaemonConfig } from '../config.js';
 import { BadRequestError, ConflictError, PodserveError, noSuchContainer, stateImproper } from '../errors.js';
@@ -56,7 +56,6 @@ export class NotModified extends PodserveError {
   }
 }
 
-const CLI_PATH = fileURLToPath(new URL('../cli.js', import.meta.url));
 const ACTIVE: readonly ContainerStatus[] = ['created', 'running', 'paused', 'stopped'];
 const DEFAULT_STOP_TIMEOUT = 10;
 const SIGKILL = 9;
@@ -401,7 +400,7 @@ export class ContainerManager {
       '-u',
       'NODE_OPTIONS',
       process.execPath,
-      CLI_PATH,
+      cliEntry(),
       '--root', root,
       '--runroot', runRoot,
       '--runtime', runtimePath,

@@ -268,9 +268,11 @@ async function readV1(dirs: Map<string, string>): Promise<CgroupFigures | undefi
   if (usage === undefined && memUsage === undefined) return undefined;
   const ticks = flatKeyed(acctStat);
   const throttle = flatKeyed(cpuStat);
-  const cpuTotal = kernelNumber(usage) ?? 0;
-  const cpuKernel = kernelNumber(usageSys) ?? (ticks['system'] ?? 0) * NS_PER_TICK;
   const perCpuList = (percpu ?? '').trim().split(/\s+/).filter((s) => s !== '').map(Number);
+  // The files are read one after the other while the container runs: the total is taken from the per-CPU
+  // figures when there are some, so that it is their sum, as clients that add them up expect.
+  const cpuTotal = perCpuList.length > 0 ? perCpuList.reduce((a, b) => a + b, 0) : (kernelNumber(usage) ?? 0);
+  const cpuKernel = kernelNumber(usageSys) ?? (ticks['system'] ?? 0) * NS_PER_TICK;
   // Without a proportional-weight scheduler the first file is empty; the throttling one counts every device.
   let blkio = parseBlkioV1(blkioRecursive);
   if (blkio.length === 0) blkio = parseBlkioV1(blkioThrottle);

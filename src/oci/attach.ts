@@ -18,10 +18,11 @@ import { basename, dirname } from 'node:path';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import unixSocket from 'node-unix-socket';
+import type unixSocket from 'node-unix-socket';
 import type { Logger } from 'pino';
 import { InternalError } from '../errors.js';
 import { connectSeqpacket, receiveQueuedPackets } from './seqpacket.js';
+import { requireOnDemand } from '../paths.js';
 import type { AttachConnection, AttachPacket } from './types.js';
 
 type SeqpacketSocket = InstanceType<typeof unixSocket.SeqpacketSocket>;
@@ -81,8 +82,10 @@ async function connectWithNodeUnixSocket(socketPath: string, opts: AttachOptions
   try {
     dirFd = openSync(dirname(socketPath), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
     const shortPath = `/proc/self/fd/${dirFd}/${basename(socketPath)}`;
+    // Loaded only here: the fallback is rarely needed, and loading the library costs start-up time.
+    const { SeqpacketSocket } = requireOnDemand('node-unix-socket') as typeof unixSocket;
     for (let attempt = 0; ; attempt++) {
-      const socket = new unixSocket.SeqpacketSocket();
+      const socket = new SeqpacketSocket();
       socket.setInternalReadBufferSize(RECEIVE_BUFFER_SIZE);
       // Listeners go on before connecting so that no packet can arrive unobserved.
       const conn = new SeqpacketAttachConnection(socket, opts);

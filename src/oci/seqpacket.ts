@@ -5,10 +5,8 @@
  * client makes conmon block (backpressure all the way to the container), `end()` is shutdown(SHUT_WR).
  */
 import { closeSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import net from 'node:net';
-
-const require = createRequire(import.meta.url);
+import { packagePath, requireOnDemand } from '../paths.js';
 
 interface Native {
   connectSeqpacket(path: string): number;
@@ -21,7 +19,7 @@ interface PipeHandle {
 
 let native: Native | undefined;
 function loadNative(): Native {
-  native ??= require('../../../build/Release/seqpacket.node') as Native;
+  native ??= requireOnDemand(packagePath('build/Release/seqpacket.node')) as Native;
   return native;
 }
 

@@ -8,7 +8,8 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+/** The daemon as installed: the launcher, which runs the bundle (src/launch.cts). */
+export const CLI = fileURLToPath(new URL('../../src/launch.cjs', import.meta.url));
 
 export interface Response {
   status: number;

@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/**
+ * Bundles the daemon (tsc's dist/src/cli.js and everything it imports) into one CommonJS file,
+ * dist/bundle/podserve.cjs, which src/launch.cts runs with a V8 code cache. One file instead of ~400 modules
+ * is most of podserve's start-up time (see bench/README.md). Native packages stay outside, loaded from
+ * node_modules at run time. Run by `npm run build` and scripts/setup.sh, after tsc.
+ */
+import { build } from 'esbuild';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outDir = join(root, 'dist/bundle');
+const outfile = join(outDir, 'podserve.cjs');
+rmSync(outDir, { recursive: true, force: true });
+mkdirSync(outDir, { recursive: true });
+
+const result = await build({
+  entryPoints: [join(root, 'dist/src/cli.js')],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  // Native addons and their loaders resolve files next to themselves; ws's optional accelerators are absent.
+  external: ['better-sqlite3', 'node-unix-socket', 'node-pty', 'bufferutil', 'utf-8-validate', '*.node'],
+  // Every module of the bundle lives at the bundle's URL (src/paths.ts finds the package root from there).
+  define: { 'import.meta.url': '__podserveBundleUrl' },
+  banner: { js: "const __podserveBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  // Names kept for readable stack traces and logs; the code cache makes minifying pointless for start-up.
+  keepNames: true,
+  sourcemap: 'linked',
+  write: false,
+  logLevel: 'warning',
+});
+for (const file of result.outputFiles) {
+  // The launcher compiles the bundle wrapped as a function body, where the entry's #! line is a syntax error.
+  const text = file.path === outfile ? file.text.replace(/^#!.*\n/, '\n') : file.text;
+  writeFileSync(file.path, text);
+}
