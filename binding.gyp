@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "seqpacket",
-      "sources": ["native/seqpacket.c"],
+      "target_name": "podserve",
+      "sources": ["native/addon.c", "native/seqpacket.c", "native/mount.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]

@@ -132,13 +132,10 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value init(napi_env env, napi_value exports) {
+void register_seqpacket(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "connectSeqpacket", NAPI_AUTO_LENGTH, connect_seqpacket, NULL, &fn);
   napi_set_named_property(env, exports, "connectSeqpacket", fn);
   napi_create_function(env, "recvBatch", NAPI_AUTO_LENGTH, recv_batch, NULL, &fn);
   napi_set_named_property(env, exports, "recvBatch", fn);
-  return exports;
 }
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -38,8 +38,8 @@ if [[ ! -f "$stamp" ]] || ! cmp -s package-lock.json "$stamp"; then
   cp package-lock.json "$stamp"
 fi
 
-# Build: the native SEQPACKET connector (rebuilt when its source changes), then TypeScript.
-if [[ ! -f build/Release/seqpacket.node || native/seqpacket.c -nt build/Release/seqpacket.node || binding.gyp -nt build/Release/seqpacket.node ]]; then
+# Build: the native addon (rebuilt when its sources change), then TypeScript, then the bundle.
+if [[ ! -f build/Release/podserve.node || -n "$(find native binding.gyp -newer build/Release/podserve.node -print -quit)" ]]; then
   npx node-gyp rebuild --loglevel=error >/dev/null
 fi
 npx tsc -p tsconfig.json

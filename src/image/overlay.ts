@@ -1,13 +1,16 @@
 /**
  * A container's root filesystem: an overlayfs mount of the image's layers (read-only, top first)
- * under a per-container upper and work directory. Mounting goes through util-linux `mount`.
- * Lower directories are given relative to a directory of short links, run as the mount's cwd, so
- * the option string stays far below the kernel's one-page limit even for images with many layers.
+ * under a per-container upper and work directory. Mounting and unmounting are system calls made from the
+ * native addon on the thread pool (a spawned util-linux `mount` would stall the event loop for its fork and
+ * exec, on every container start and removal). The kernel takes at most one page of options: an image with
+ * so many layers that their paths do not fit goes through `mount` run in the directory of short layer
+ * links, with the lower directories given relative to it.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InternalError } from '../errors.js';
 import { ensureDir, runTool } from './fsutil.js';
+import { nativeAddon, type NativeAddon } from '../native.js';
 
 export interface RootfsPaths {
   upper: string;
@@ -46,23 +49,51 @@ export async function mountOverlay(linkDir: string, lowerLinks: readonly string[
   for (const p of [paths.upper, paths.work]) {
     if (/[,:]/.test(p)) throw new InternalError(`overlay directory "${p}" contains "," or ":"`);
   }
-  const options = `lowerdir=${lowerLinks.join(':')},upperdir=${paths.upper},workdir=${paths.work}`;
+  const tail = `,upperdir=${paths.upper},workdir=${paths.work}`;
+  const absolute = `lowerdir=${lowerLinks.map((l) => join(linkDir, l)).join(':')}${tail}`;
+  const native = addon();
   try {
-    await runTool('mount', ['-t', 'overlay', 'overlay', '-o', options, paths.merged], { cwd: linkDir });
+    if (native && absolute.length < MAX_MOUNT_OPTIONS) {
+      await native.mount('overlay', paths.merged, 'overlay', absolute);
+    } else {
+      await runTool('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowerLinks.join(':')}${tail}`, paths.merged], { cwd: linkDir });
+    }
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr ?? '';
     throw new InternalError(`mounting overlay at ${paths.merged}: ${stderr.trim() || (err as Error).message}`);
   }
 }
 
+/** The kernel copies mount options into one page, NUL included. */
+const MAX_MOUNT_OPTIONS = 4095;
+
+let addonMissing = false;
+
+/** The native addon, or undefined when it was not built (the util-linux tools then do the work). */
+function addon(): NativeAddon | undefined {
+  if (addonMissing) return undefined;
+  try {
+    return nativeAddon();
+  } catch {
+    addonMissing = true;
+    return undefined;
+  }
+}
+
+async function unmount(target: string, detach: boolean): Promise<void> {
+  const native = addon();
+  if (native) await native.unmount(target, detach);
+  else await runTool('umount', detach ? ['-l', target] : [target]);
+}
+
 /** Unmounts `merged` if mounted; a busy mount is detached lazily (as Podman's storage does). */
 export async function unmountOverlay(merged: string): Promise<void> {
   if (!(await isMountPoint(merged))) return;
   try {
-    await runTool('umount', [merged]);
+    await unmount(merged, false);
   } catch {
     try {
-      await runTool('umount', ['-l', merged]);
+      await unmount(merged, true);
     } catch (err) {
       if (!(await isMountPoint(merged))) return;
       const stderr = (err as { stderr?: string }).stderr ?? '';

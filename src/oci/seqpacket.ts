@@ -1,26 +1,15 @@
 /**
  * A SOCK_SEQPACKET connection as a Node stream, for conmon's attach socket. The fd comes from our small
- * native addon (native/seqpacket.c, built by scripts/setup.sh) and is driven by libuv as a pipe: each
+ * native addon (native/seqpacket.c, see src/native.ts) and is driven by libuv as a pipe: each
  * 'data' event is exactly one packet (one read() returns one record), `pause()` stops reading so a slow
  * client makes conmon block (backpressure all the way to the container), `end()` is shutdown(SHUT_WR).
  */
 import { closeSync } from 'node:fs';
 import net from 'node:net';
-import { packagePath, requireOnDemand } from '../paths.js';
-
-interface Native {
-  connectSeqpacket(path: string): number;
-  recvBatch(fd: number, buffer: Buffer, meta: Int32Array): number;
-}
+import { nativeAddon } from '../native.js';
 
 interface PipeHandle {
   open(fd: number): number;
-}
-
-let native: Native | undefined;
-function loadNative(): Native {
-  native ??= requireOnDemand(packagePath('build/Release/seqpacket.node')) as Native;
-  return native;
 }
 
 // Node's own pipe handle: the documented net.Socket({ fd }) refuses fds whose type libuv does not guess
@@ -32,7 +21,7 @@ const { Pipe, constants: PipeConstants } = (process as unknown as { binding(name
 
 /** Connects to a SEQPACKET socket at `path` (any length). Throws with the OS error (ENOENT, ECONNREFUSED…). */
 export function connectSeqpacket(path: string): net.Socket {
-  const fd = loadNative().connectSeqpacket(path);
+  const fd = nativeAddon().connectSeqpacket(path);
   const handle = new Pipe(PipeConstants.SOCKET);
   const status = handle.open(fd);
   if (status !== 0) {
@@ -65,7 +54,7 @@ export function receiveQueuedPackets(socket: net.Socket): PacketRun[] {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (fd === undefined || fd < 0) return [];
   const buffer = Buffer.allocUnsafeSlow(BATCH_BUFFER_SIZE);
-  const count = loadNative().recvBatch(fd, buffer, batchMeta);
+  const count = nativeAddon().recvBatch(fd, buffer, batchMeta);
   const runs: PacketRun[] = [];
   let start = 1;
   let end = 1;

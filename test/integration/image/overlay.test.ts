@@ -74,6 +74,22 @@ t.test('two layers: whiteouts and opaque directories hide what is below', async 
   await store.unmountRootfs(join(dir, 'ctr'));
 });
 
+t.test('an image with more layers than one page of mount options holds still mounts, every layer visible', async (t) => {
+  const { store, dir } = await tempStore(t);
+  // Each lower directory is an absolute path of some 50 bytes here: 100 of them exceed the page mount(2) takes,
+  // so this goes through util-linux mount run among the short layer links; a small image takes the system call.
+  const layers = await Promise.all(Array.from({ length: 100 }, (_, i) => makeTar([{ name: `layer-${i}`, data: String(i) }])));
+  const image = await dockerArchive(layers, { repoTags: ['localhost/tall:latest'] });
+  await store.load(bufferStream(image.archive));
+  const merged = await store.mountRootfs('tall', join(dir, 'ctr'));
+  const names = await readdir(merged);
+  t.equal(names.length, 100, 'a file from every layer');
+  t.equal(await readFile(join(merged, 'layer-0'), 'utf8'), '0');
+  t.equal(await readFile(join(merged, 'layer-99'), 'utf8'), '99');
+  await store.unmountRootfs(join(dir, 'ctr'));
+  t.notOk(await store.isMounted(join(dir, 'ctr')));
+});
+
 t.test('an image without layers mounts an empty root', async (t) => {
   const { store, dir } = await tempStore(t);
   const image = await dockerArchive([], { repoTags: ['localhost/scratch:latest'] });

@@ -1,0 +1,16 @@
+/*
+ * podserve's native addon (build/Release/podserve.node, loaded by src/native.ts): the few system calls Node
+ * does not offer. seqpacket.c: conmon's SOCK_SEQPACKET attach socket; mount.c: mount(2) and umount2(2).
+ */
+#include <node_api.h>
+
+void register_seqpacket(napi_env env, napi_value exports);
+void register_mount(napi_env env, napi_value exports);
+
+static napi_value init(napi_env env, napi_value exports) {
+  register_seqpacket(env, exports);
+  register_mount(env, exports);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

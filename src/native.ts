@@ -1,0 +1,24 @@
+/**
+ * podserve's native addon (native/*.c, built by node-gyp into build/Release/podserve.node), loaded on first use:
+ * conmon's SEQPACKET attach socket (src/oci/seqpacket.ts) and mount(2)/umount2(2) (src/image/overlay.ts).
+ */
+import { packagePath, requireOnDemand } from './paths.js';
+
+export interface NativeAddon {
+  /** A connected, close-on-exec AF_UNIX SOCK_SEQPACKET socket to `path` (any length). */
+  connectSeqpacket(path: string): number;
+  /** Every packet queued on `fd`, payloads back to back in `buffer` from offset 1; see native/seqpacket.c. */
+  recvBatch(fd: number, buffer: Buffer, meta: Int32Array): number;
+  /** mount(2) with no flags, on the thread pool. Rejects with `code` (EBUSY, EINVAL…) and `errno`. */
+  mount(source: string, target: string, fstype: string, data: string): Promise<void>;
+  /** umount2(2), MNT_DETACH when `detach`, on the thread pool. */
+  unmount(target: string, detach: boolean): Promise<void>;
+}
+
+let addon: NativeAddon | undefined;
+
+/** The addon; throws (code MODULE_NOT_FOUND or ERR_DLOPEN_FAILED) when it was not built. */
+export function nativeAddon(): NativeAddon {
+  addon ??= requireOnDemand(packagePath('build/Release/podserve.node')) as NativeAddon;
+  return addon;
+}
