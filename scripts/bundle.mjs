@@ -28,8 +28,8 @@ const result = await build({
   // Every module of the bundle lives at the bundle's URL (src/paths.ts finds the package root from there).
   define: { 'import.meta.url': '__podserveBundleUrl' },
   banner: { js: "const __podserveBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  // Names kept for readable stack traces and logs; the code cache makes minifying pointless for start-up.
-  keepNames: true,
+  // Not minified (readable stack traces; the code cache makes it pointless for start-up). No keepNames: its
+  // per-closure name fix-ups cost ~50% more CPU per request (_ping: 31-36 vs 19-22 µs, A/B on this machine).
   sourcemap: 'linked',
   write: false,
   logLevel: 'warning',
