@@ -1,6 +1,7 @@
 /**
  * podserve's native addon (native/*.c, built by node-gyp into build/Release/podserve.node), loaded on first use:
- * conmon's SEQPACKET attach socket (src/oci/seqpacket.ts) and mount(2)/umount2(2) (src/image/overlay.ts).
+ * conmon's SEQPACKET attach socket (src/oci/seqpacket.ts), mount(2)/umount2(2) (src/image/overlay.ts) and giving
+ * memory back when idle (src/memory.ts).
  */
 import { packagePath, requireOnDemand } from './paths.js';
 
@@ -13,6 +14,8 @@ export interface NativeAddon {
   mount(source: string, target: string, fstype: string, data: string): Promise<void>;
   /** umount2(2), MNT_DETACH when `detach`, on the thread pool. */
   unmount(target: string, detach: boolean): Promise<void>;
+  /** V8's LowMemoryNotification, then malloc_trim; true when the C heap gave pages back (src/memory.ts). */
+  lowMemory(): boolean;
 }
 
 let addon: NativeAddon | undefined;

@@ -17,6 +17,7 @@ import { IdleTracker } from './http/idle.js';
 import { resolveLimits, StreamGate, type HttpLimits } from './http/limits.js';
 import { loadTlsOptions } from './http/tls.js';
 import { createLogger } from './logger.js';
+import { QuietMemoryReturn } from './memory.js';
 import { SystemdNotifier, takeNotifySocket } from './notify.js';
 import { removeServingMark, writeServingMark } from './serving-mark.js';
 import { buildApp, installStreamDispatcher } from './server.js';
@@ -151,6 +152,8 @@ async function serve(
     server.on('tlsClientError', (err: Error & { code?: string }) => logger.debug({ code: err.code, err: err.message }, 'TLS handshake refused'));
   }
   idle.attach(server);
+  const memory = new QuietMemoryReturn(logger);
+  server.on('request', () => memory.activity());
 
   let socketPath: string | undefined;
   let where: string;
@@ -197,6 +200,7 @@ async function serve(
     // wait in systemd's queue for the next start), so none can be accepted only to be closed unanswered.
     const drained = drain();
     idle.stop();
+    memory.stop();
     // Exits from here on must be recorded by the exit command itself (or by the next start's recovery).
     const unmarked = removeServingMark(config.runRoot).catch((err: unknown) => logger.warn({ err }, 'removing the serving mark failed'));
     logger.info({ reason }, 'shutting down: no new connections, finishing requests in flight');
