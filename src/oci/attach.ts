@@ -383,7 +383,9 @@ class StreamAttachConnection implements AttachConnection {
       return Promise.reject(new Error('attach connection is closed for writing'));
     }
     if (data.byteLength === 0) return Promise.resolve();
-    const buf = Buffer.from(data);
+    // A view, not a copy (see AttachConnection.write): copying every stdin chunk doubled the garbage, and the
+    // collections it caused were most of the daemon's CPU time on a large stdin.
+    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const run = async (): Promise<void> => {
       for (let off = 0; off < buf.length; off += MAX_STDIN_MESSAGE) {
         await this.writeMessage(buf.subarray(off, Math.min(buf.length, off + MAX_STDIN_MESSAGE)));

@@ -38,7 +38,10 @@ export interface AttachPacket {
  */
 export interface AttachConnection {
   readonly packets: Readable;
-  /** Send stdin bytes to the container. Rejects if the connection is closed or shut down for writing. */
+  /**
+   * Send stdin bytes to the container. Rejects if the connection is closed or shut down for writing. `data` is
+   * sent as it is, not copied: it must not change until the promise settles (socket chunks never do).
+   */
   write(data: Uint8Array): Promise<void>;
   /**
    * Half-close: `shutdown(SHUT_WR)` after pending writes. conmon then closes the container's stdin when it
