@@ -9,6 +9,7 @@
  * what start-up and the first requests compiled; V8 refuses a cache made from another source or another V8 (the
  * file is then written again). Where the directory is not writable there is simply no cache.
  */
+import { isAscii } from 'node:buffer';
 import { readFileSync, renameSync, writeFileSync, existsSync, unlinkSync } from 'node:fs';
 import { createRequire, wrap } from 'node:module';
 import { join } from 'node:path';
@@ -38,7 +39,10 @@ function runBundle(file: string): void {
   } catch {
     // no cache yet
   }
-  const script = new vm.Script(wrap(readFileSync(file, 'utf8')), {
+  const bytes = readFileSync(file);
+  // Decoding 2.7 MB as UTF-8 takes 12-15 ms here, as latin1 under 1 ms: the same text when it is all ASCII.
+  const source = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
+  const script = new vm.Script(wrap(source), {
     filename: file,
     cachedData,
   });

@@ -361,8 +361,8 @@ export class CheckpointService {
   }
 
   /**
-   * Restore from an archive (the request body): a new container is made from its config.dump/spec.dump — with
-   * the old ID and name, or a new ID under `opts.name` — and restored. On failure nothing of it remains.
+   * Restore from an archive (the request body): a new container is made from its config.dump/spec.dump, with
+   * the old ID and name, or a new ID under `opts.name`, and restored. On failure nothing of it remains.
    */
   async restoreFromArchive(body: Readable, opts: RestoreOptions): Promise<RestoreReport> {
     if (opts.name !== undefined && opts.name !== '' && !NAME_PATTERN.test(opts.name)) {

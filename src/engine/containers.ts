@@ -702,7 +702,7 @@ export class ContainerManager {
 
   /**
    * Resolves when `done(container)` holds (checked now and after every change), with the container as it was
-   * then — or undefined when it was removed. Event driven: no polling.
+   * then, or undefined when it was removed. Event driven: no polling.
    */
   waitFor(id: string, done: (c: Container | undefined) => boolean, signal?: AbortSignal): Promise<Container | undefined> {
     return new Promise((resolve, reject) => {

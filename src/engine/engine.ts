@@ -148,7 +148,7 @@ export class Engine {
     return { rw, rootFs: rw + this.imageStore.size(image.id) };
   }
 
-  /** Borrowers of the rootfs of stopped containers, mounted by withContainerRootfs (container id → count). */
+  /** Borrowers of the rootfs of stopped containers, mounted by withContainerRootfs (container id -> count). */
   private readonly rootfsBorrowers = new Map<string, number>();
 
   /**

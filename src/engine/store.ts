@@ -117,7 +117,7 @@ export class StateStore<C, S, EC, ES> {
     return this.toContainer(this.stmts.byId.get(id) as ContainerRow | undefined);
   }
 
-  /** Exact id, exact name, then unique id prefix — Podman's lookup order. */
+  /** Exact id, exact name, then unique id prefix: Podman's lookup order. */
   lookupContainer(nameOrId: string): StoredContainer<C, S> | undefined {
     const exact = (this.stmts.byId.get(nameOrId) ?? this.stmts.byName.get(nameOrId)) as ContainerRow | undefined;
     if (exact) return this.toContainer(exact);

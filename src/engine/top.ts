@@ -299,7 +299,7 @@ const DESCRIPTORS: Descriptor[] = [
     render: (p) => ({ '0': 'disabled', '1': 'strict', '2': 'filter' })[p.status.get('Seccomp:')?.[0] ?? ''] ?? '?',
   },
   { normal: 'label', header: 'LABEL', render: (p) => p.label },
-  // Read from the host already, a process's host-side figures (hpid, huser, hgroup…) are its own.
+  // Read from the host already, a process's host-side figures (hpid, huser, hgroup, ...) are its own.
   { normal: 'hpid', header: 'HPID', render: (p) => (p.nsDepth >= 2 ? String(p.hostPid) : '?') },
   {
     normal: 'huser',

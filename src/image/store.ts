@@ -293,7 +293,7 @@ export class ImageStore {
   private readonly layers = new Map<string, LayerRecord>();
   private readonly pins = new Map<string, number>();
   /**
-   * Compressed forms of layers seen on the way in or made on the way out (diff ID → blobs), so a
+   * Compressed forms of layers seen on the way in or made on the way out (diff ID -> blobs), so a
    * push can find a blob the registry already has without compressing again. Kept in memory: a
    * lost entry only costs a recompression, which gives the same bytes.
    */
@@ -869,7 +869,7 @@ export class ImageStore {
   }
 
   /**
-   * Moves staged layers and blobs into the store and records the images — the last step, under the
+   * Moves staged layers and blobs into the store and records the images: the last step, under the
    * lock. On any failure everything moved is moved back.
    */
   private async commit(staged: Staged, pending: StagedImage[]): Promise<ImageRecord[]> {
@@ -970,7 +970,7 @@ export class ImageStore {
   }
 
   /**
-   * True when the layer need not be brought in: staged already, or in the store — then pinned until
+   * True when the layer need not be brought in: staged already, or in the store, then pinned until
    * the staging area is closed, so that a concurrent removal cannot take it away before the commit.
    */
   reuseLayer(staged: Staged, diffId: string): boolean {

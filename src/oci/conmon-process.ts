@@ -185,7 +185,7 @@ export class ConmonProcess {
     if (writeError) throw new RuntimeError('cannot signal conmon to start', String(writeError));
   }
 
-  /** Wait for the intermediate process; a non-zero exit is conmon failing before it forked (bad flags…). */
+  /** Wait for the intermediate process; a non-zero exit is conmon failing before it forked (bad flags, ...). */
   async waitIntermediate(timeoutMs: number): Promise<void> {
     const result = await withTimeout(this.exited, timeoutMs, 'conmon did not fork in time');
     if (result.code !== 0) {
