@@ -14,7 +14,9 @@ export interface NativeAddon {
   mount(source: string, target: string, fstype: string, data: string): Promise<void>;
   /** umount2(2), MNT_DETACH when `detach`, on the thread pool. */
   unmount(target: string, detach: boolean): Promise<void>;
-  /** V8's LowMemoryNotification, then malloc_trim; true when the C heap gave pages back (src/memory.ts). */
+  /** malloc_trim; true when the C heap gave pages back (src/memory.ts). */
+  trimMemory(): boolean;
+  /** V8's LowMemoryNotification, then malloc_trim (src/memory.ts). */
   lowMemory(): boolean;
 }
 
