@@ -39,38 +39,42 @@ export interface PacketRun {
 
 /** Room for a batch: conmon's packets are 8 KiB, so up to ~30 of them, plus the space a receive must leave. */
 const BATCH_BUFFER_SIZE = 320 * 1024;
-/** Batches smaller than this are copied out, so a trickle does not pin a whole batch buffer per packet. */
-const COPY_BELOW = 16 * 1024;
 const batchMeta = new Int32Array(1 + 2 * 64);
+/** Receives land here, then only what arrived is copied out: most calls find nothing queued (every keystroke
+ * echoed is a 'data' event), and a fresh 320 KiB buffer per call would cost an mmap and munmap each time. */
+let scratch: Buffer | undefined;
 
 /**
  * Every packet already queued on the socket, read in one native call and merged into runs of one pipe. Empty
- * when nothing is queued. Used on each 'data' event (a busy
- * producer then costs one event per batch, not one per packet) and at end-of-stream, where libuv would leave
- * queued packets unread: it takes a hang-up after a short read for "drained", which is true for byte streams
- * but not for SEQPACKET.
+ * when nothing is queued. Used on each 'data' event (a busy producer then costs one event per batch, not one
+ * per packet) and at end-of-stream, where libuv would leave queued packets unread: it takes a hang-up after a
+ * short read for "drained", which is true for byte streams but not for SEQPACKET.
  */
 export function receiveQueuedPackets(socket: net.Socket): PacketRun[] {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (fd === undefined || fd < 0) return [];
-  const buffer = Buffer.allocUnsafeSlow(BATCH_BUFFER_SIZE);
-  const count = nativeAddon().recvBatch(fd, buffer, batchMeta);
+  scratch ??= Buffer.allocUnsafeSlow(BATCH_BUFFER_SIZE);
+  const count = nativeAddon().recvBatch(fd, scratch, batchMeta);
+  if (count === 0) return [];
+  // Payloads sit back to back from offset 1 of the scratch buffer.
+  let total = 0;
+  for (let i = 0; i < count; i++) total += batchMeta[2 + 2 * i] as number;
+  const data = Buffer.allocUnsafe(total);
+  scratch.copy(data, 0, 1, 1 + total);
   const runs: PacketRun[] = [];
-  let start = 1;
-  let end = 1;
+  let runStart = 0;
+  let offset = 0;
   for (let i = 0; i < count; i++) {
     const pipe = batchMeta[1 + 2 * i] as number;
     const length = batchMeta[2 + 2 * i] as number;
     const last = runs[runs.length - 1];
-    if (last !== undefined && last.pipe === pipe) {
-      end += length;
-      last.data = buffer.subarray(start, end);
+    if (last === undefined || last.pipe !== pipe) {
+      runStart = offset;
+      runs.push({ pipe, data: data.subarray(offset, offset + length) });
     } else {
-      start = end;
-      end += length;
-      runs.push({ pipe, data: buffer.subarray(start, end) });
+      last.data = data.subarray(runStart, offset + length);
     }
+    offset += length;
   }
-  if (end - 1 < COPY_BELOW) for (const run of runs) run.data = Buffer.from(run.data);
   return runs;
 }
