@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { nativeAddon } from './native.js';
+import { nativeAddonIfBuilt } from './native.js';
 
 export interface QuietTimes {
   trimAfterMs: number;
@@ -51,12 +51,8 @@ export class QuietMemoryReturn {
   }
 
   private giveBack(how: 'trimMemory' | 'lowMemory'): void {
-    let call: () => boolean;
-    try {
-      call = nativeAddon()[how];
-    } catch {
-      return; // no addon built: nothing to call
-    }
+    const call = nativeAddonIfBuilt()?.[how];
+    if (!call) return; // no addon built: nothing to call
     const before = residentMiB();
     const started = performance.now();
     call();

@@ -22,8 +22,21 @@ export interface NativeAddon {
 
 let addon: NativeAddon | undefined;
 
+let addonMissing = false;
+
 /** The addon; throws (code MODULE_NOT_FOUND or ERR_DLOPEN_FAILED) when it was not built. */
 export function nativeAddon(): NativeAddon {
   addon ??= requireOnDemand(packagePath('build/Release/podserve.node')) as NativeAddon;
   return addon;
+}
+
+/** The addon, or undefined when it was not built, for callers that have a slower way without it. */
+export function nativeAddonIfBuilt(): NativeAddon | undefined {
+  if (addonMissing) return undefined;
+  try {
+    return nativeAddon();
+  } catch {
+    addonMissing = true;
+    return undefined;
+  }
 }

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InternalError } from '../errors.js';
 import { ensureDir, runTool } from './fsutil.js';
-import { nativeAddon, type NativeAddon } from '../native.js';
+import { nativeAddonIfBuilt } from '../native.js';
 
 export interface RootfsPaths {
   upper: string;
@@ -51,7 +51,7 @@ export async function mountOverlay(linkDir: string, lowerLinks: readonly string[
   }
   const tail = `,upperdir=${paths.upper},workdir=${paths.work}`;
   const absolute = `lowerdir=${lowerLinks.map((l) => join(linkDir, l)).join(':')}${tail}`;
-  const native = addon();
+  const native = nativeAddonIfBuilt();
   try {
     if (native && absolute.length < MAX_MOUNT_OPTIONS) {
       await native.mount('overlay', paths.merged, 'overlay', absolute);
@@ -67,21 +67,9 @@ export async function mountOverlay(linkDir: string, lowerLinks: readonly string[
 /** The kernel copies mount options into one page, NUL included. */
 const MAX_MOUNT_OPTIONS = 4095;
 
-let addonMissing = false;
-
-/** The native addon, or undefined when it was not built (the util-linux tools then do the work). */
-function addon(): NativeAddon | undefined {
-  if (addonMissing) return undefined;
-  try {
-    return nativeAddon();
-  } catch {
-    addonMissing = true;
-    return undefined;
-  }
-}
-
+/** Without the native addon the util-linux tools do the work. */
 async function unmount(target: string, detach: boolean): Promise<void> {
-  const native = addon();
+  const native = nativeAddonIfBuilt();
   if (native) await native.unmount(target, detach);
   else await runTool('umount', detach ? ['-l', target] : [target]);
 }

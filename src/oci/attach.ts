@@ -2,9 +2,10 @@
  * Client side of conmon's attach socket (SOCK_SEQPACKET, `<bundle>/attach`). Two transports, one contract:
  *
  * - 'native' (preferred): the fd comes from our small addon (./seqpacket.ts) and Node drives it as a stream.
- *   Each 'data' event is one packet, pausing stops reading so conmon blocks on a slow consumer (backpressure
- *   down to the container), end() is shutdown(SHUT_WR). Packets still queued when conmon hangs up are
- *   drained by hand, since libuv takes a hang-up after a short read for end-of-stream.
+ *   Each 'data' event is one packet, and every other packet already queued is taken with it in one native
+ *   call (receiveQueuedPackets), runs of one pipe joined; pausing stops reading so conmon blocks on a slow
+ *   consumer (backpressure down to the container), end() is shutdown(SHUT_WR). Packets still queued when
+ *   conmon hangs up are taken the same way, since libuv takes a hang-up after a short read for end-of-stream.
  * - 'node-unix-socket' (fallback when the addon is not built): that library reads every queued packet
  *   whenever the socket is readable and cannot stop, so output waits in memory up to a byte cap; and closing
  *   one of its sockets from inside its own callbacks aborts the process (the native read loop hits EBADF with

@@ -1,8 +1,9 @@
 /**
  * A SOCK_SEQPACKET connection as a Node stream, for conmon's attach socket. The fd comes from our small
  * native addon (native/seqpacket.c, see src/native.ts) and is driven by libuv as a pipe: each
- * 'data' event is exactly one packet (one read() returns one record), `pause()` stops reading so a slow
- * client makes conmon block (backpressure all the way to the container), `end()` is shutdown(SHUT_WR).
+ * 'data' event is exactly one packet (one read() returns one record; receiveQueuedPackets takes the rest
+ * queued behind it), `pause()` stops reading so a slow client makes conmon block (backpressure all the way to
+ * the container), `end()` is shutdown(SHUT_WR).
  */
 import { closeSync } from 'node:fs';
 import net from 'node:net';
